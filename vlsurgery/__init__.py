@@ -1,0 +1,1 @@
+"""vlsurgery: a declarative model-surgery language and compiler for parameter-efficient tuning."""

@@ -1,0 +1,137 @@
+"""The one error hierarchy of vlsurgery.
+
+Every error a user can trigger is a :class:`VLSurgeryError` and, at the same time, the builtin
+exception that fits it (``ValueError`` for bad specs, ``LookupError`` for unknown backbones, ...),
+so ``except ValueError`` in user code keeps working.
+
+Spec errors carry :class:`Problem` objects.  A problem knows where it is (a :class:`Span`), what
+was found, what was expected and, for typos, the nearest valid name.  Validation collects every
+problem it finds and raises them together, so a user fixes a spec in one round trip::
+
+    design.vls:3:18: error: unknown parameter 'hedas' for method 'adapter'
+      |     encoder.self_attn: adapter hedas=4
+      |                                ^^^^^
+      = expected one of: activation, gate_init, gate_r, granularity, heads, init, ...
+      = did you mean 'heads'?
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source text; lines and columns count from 1, ``end_column`` is exclusive."""
+
+    source: str | None
+    line: int
+    column: int
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source or '<string>'}:{self.line}:{self.column}"
+
+
+def span_field():
+    """A dataclass field for a source span: carried along, never part of equality or repr."""
+    return field(default=None, compare=False, repr=False, hash=False)
+
+
+def nearest(word: str, choices: Iterable[str]) -> str | None:
+    """The valid name closest to a misspelt one, or None when nothing is close."""
+    matches = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, positioned and explained."""
+
+    message: str
+    span: Span | None = None
+    expected: str | None = None
+    hint: str | None = None
+    severity: str = "error"  # or "warning"
+
+    def render(self, text: str | None = None) -> str:
+        """Format as ``file:line:col: error: ...`` with the source line and a caret under it."""
+        where = f"{self.span}: " if self.span else ""
+        lines = [f"{where}{self.severity}: {self.message}"]
+        if self.span and text is not None:
+            source_lines = text.splitlines()
+            if 1 <= self.span.line <= len(source_lines):
+                line = source_lines[self.span.line - 1]
+                width = 1
+                if self.span.end_line == self.span.line and self.span.end_column:
+                    width = max(1, self.span.end_column - self.span.column)
+                lines.append(f"  | {line}")
+                lines.append("  | " + " " * (self.span.column - 1) + "^" * width)
+        if self.expected:
+            lines.append(f"  = expected {self.expected}")
+        if self.hint:
+            lines.append(f"  = {self.hint}")
+        return "\n".join(lines)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean ...?' hint for a misspelt name, or None."""
+    guess = nearest(word, choices)
+    return f"did you mean '{guess}'?" if guess else None
+
+
+class VLSurgeryError(Exception):
+    """Root of every error vlsurgery raises on purpose."""
+
+
+class SpecError(VLSurgeryError, ValueError):
+    """A spec (DSL or YAML) is malformed or invalid.  Holds every problem found, in source order.
+
+    ``texts`` maps a source name to its text so that messages can quote the offending line.
+    """
+
+    def __init__(self, problems: Sequence[Problem], texts: dict[str | None, str] | None = None):
+        self.problems = tuple(problems)
+        self.texts = dict(texts or {})
+        super().__init__(self.render())
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    def render(self) -> str:
+        rendered = [p.render(self.texts.get(p.span.source) if p.span else None) for p in self.problems]
+        count = len(self.errors)
+        head = f"{count} problem{'s' if count != 1 else ''} in spec" if count > 1 else None
+        return "\n".join(([head] if head else []) + rendered)
+
+    @classmethod
+    def single(cls, message: str, span: Span | None = None, *, text: str | None = None, **kw) -> "SpecError":
+        return cls([Problem(message, span, **kw)], {span.source if span else None: text} if text else None)
+
+
+class SpecSyntaxError(SpecError):
+    """The text does not follow the grammar (or is not YAML, or not text at all)."""
+
+
+class SpecFileError(SpecError, OSError):
+    """A spec file (or a file it extends) cannot be read."""
+
+
+class BackboneError(VLSurgeryError, LookupError):
+    """A backbone name, path, config or model that vlsurgery cannot use."""
+
+
+class ResolutionError(SpecError):
+    """A valid spec does not fit the backbone: a role matches nothing, a layer is out of range, ..."""
+
+
+class CompileError(VLSurgeryError, RuntimeError):
+    """Compilation failed; the model given to ``compile`` is left exactly as it was."""
+
+
+class UsageError(VLSurgeryError, ValueError):
+    """The Python API or the command line was called wrongly (not a problem of the spec itself)."""

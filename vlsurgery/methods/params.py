@@ -1,0 +1,263 @@
+"""Hyperparameters of every PET method: frozen dataclasses whose field names are the DSL keywords.
+
+Each field carries its schema in ``metadata`` (kind, allowed values, aliases, bounds, a one-line
+doc), from which :func:`schema` derives the :class:`ParamSpec` table that validation, ``check``'s
+summary, error messages ("expected one of ...") and the README are built from.  A method's
+cross-field rules (``heads`` must divide ``r``) live in its ``problems()`` method.
+
+Gate fields (``granularity``, ``gate_r``, ``gate_init``, ``scale``) come from :class:`GateParams`,
+which every gateable method inherits: "where", "what modification" and "which gate" are
+independent choices, as in Table 9 of the VL-PET paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The five granularities of the gate G (vl-pet.md section 2), with the paper's names as aliases.
+GRANULARITIES = ("none", "scalar", "token", "vector", "matrix")
+GRANULARITY_ALIASES = {"small": "scalar", "middlex": "token", "middley": "vector", "large": "matrix"}
+ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "tanh", "identity")
+
+#: Kinds of site a method can be placed on (see vlsurgery.profiles): a sublayer (X = its input on
+#: the residual stream, H = its output before the residual add), a projection (an nn.Linear:
+#: X its input, H its output), or the input of a stack (where tokens can be prepended).
+SITE_KINDS = ("sublayer", "projection", "input")
+
+
+def hp(default: Any, doc: str, *, kind: str, choices=None, aliases=None, min=None, max=None):
+    """Declare one hyperparameter: its default, a one-line doc and its schema.
+
+    ``kind`` is one of ``int``, ``float``, ``str``, ``bool``; ``int?`` is an int that may be left
+    unset (None), to be derived from the site (``r`` from ``reduction``, ``gate_r`` from ``r``).
+    """
+    meta = dict(doc=doc, kind=kind, choices=tuple(choices) if choices else None,
+                aliases=dict(aliases or {}), min=min, max=max)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """The schema of one hyperparameter, derived from a dataclass field."""
+
+    name: str
+    kind: str
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None = None
+    aliases: dict = dataclasses.field(default_factory=dict, compare=False)
+    min: float | None = None
+    max: float | None = None
+
+    def describe(self) -> str:
+        """What a valid value looks like, for 'expected ...' in error messages."""
+        if self.choices:
+            names = list(self.choices) + sorted(self.aliases)
+            return "one of " + ", ".join(names)
+        text = {"int": "an integer", "int?": "an integer", "float": "a number", "bool": "true or false",
+                "str": "a name"}[self.kind]
+        if self.min is not None and self.max is not None:
+            text += f" in [{self.min}, {self.max}]"
+        elif self.min is not None:
+            text += f" >= {self.min}"
+        return text
+
+    def coerce(self, value: Any) -> tuple[Any, str | None]:
+        """Check and normalise a literal value: (canonical value, None) or (None, what is wrong).
+
+        Ints are accepted where a float is expected; aliases of choices map to their canonical
+        name (case-insensitively: ``middleY`` -> ``vector``).
+        """
+        kind = self.kind
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind in ("int", "int?"):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            return None, f"{self.name} must be {self.describe()}, found {value!r}"
+        if self.choices:
+            canonical = value if value in self.choices else self.aliases.get(str(value).lower())
+            if canonical is None and str(value).lower() in self.choices:
+                canonical = str(value).lower()
+            if canonical is None:
+                return None, f"{value!r} is not a valid {self.name}"
+            value = canonical
+        if self.min is not None and value < self.min:
+            return None, f"{self.name}={value} is out of range, must be >= {self.min}"
+        if self.max is not None and value > self.max:
+            return None, f"{self.name}={value} is out of range, must be <= {self.max}"
+        return value, None
+
+
+def schema(params_cls) -> dict[str, ParamSpec]:
+    """The ParamSpec of every field of a hyperparameter dataclass, by DSL keyword."""
+    out = {}
+    for f in dataclasses.fields(params_cls):
+        m = f.metadata
+        out[f.name] = ParamSpec(f.name, m["kind"], f.default, m["doc"], m["choices"], m["aliases"],
+                                m["min"], m["max"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The gate and the shared bottleneck fields
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """The granularity-controlled gate: H' = scale * G (.) (H + dH)."""
+
+    granularity: str = hp("none", "gate G: none, scalar (small), token (middleX), vector (middleY), matrix (large)",
+                          kind="str", choices=GRANULARITIES, aliases=GRANULARITY_ALIASES)
+    gate_r: int | None = hp(None, "rank of the matrix gate's low-rank generator (default: the method's r)",
+                            kind="int?", min=1)
+    gate_init: str = hp("default", "initialisation of the matrix gate's up-projection: default or zero (G starts at 0.5)",
+                        kind="str", choices=("default", "zero"))
+    scale: float = hp(1.0, "constant scaling factor s", kind="float")
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.granularity != "matrix" and self.gate_r is not None:
+            out.append(("gate_r", f"gate_r only applies to granularity=matrix, not {self.granularity}"))
+        if self.granularity != "matrix" and self.gate_init != "default":
+            out.append(("gate_init", f"gate_init only applies to granularity=matrix, not {self.granularity}"))
+        return out
+
+
+def _bottleneck_problems(p) -> list[tuple[str, str]]:
+    out = []
+    if p.r is not None and p.r % p.heads:
+        out.append(("heads", f"heads={p.heads} must divide r={p.r} (each head is a d -> r/heads projection)"))
+    return out
+
+
+@dataclass(frozen=True)
+class AdapterParams(GateParams):
+    """Bottleneck adapter dH = Up(act(Down(.))), Down split into ``heads`` heads (VL-PET's multi-head)."""
+
+    r: int | None = hp(None, "bottleneck width (default: d / reduction)", kind="int?", min=1)
+    reduction: int = hp(8, "d / r when r is not given (VL-Adapter uses 8)", kind="int", min=1)
+    heads: int = hp(1, "heads of the down-projection; must divide r", kind="int", min=1)
+    activation: str = hp("gelu_new", "activation between Down and Up", kind="str", choices=ACTIVATIONS)
+    placement: str = hp("sequential", "sequential (dH reads H) or parallel (dH reads X)", kind="str",
+                        choices=("sequential", "parallel"))
+    init: str = hp("default", "initialisation of Up: default (like nn.Linear) or zero (dH starts at 0)",
+                   kind="str", choices=("default", "zero"))
+
+    def problems(self):
+        return super().problems() + _bottleneck_problems(self)
+
+
+@dataclass(frozen=True)
+class LiteParams:
+    """VL-PET's decoder design: parallel adapter v'(x) = v(x) + Up(act(Down(x))), no gate."""
+
+    r: int = hp(96, "bottleneck width r_v", kind="int", min=1)
+    activation: str = hp("gelu_new", "activation between Down and Up", kind="str", choices=ACTIVATIONS)
+    init: str = hp("default", "initialisation of Up: default or zero", kind="str", choices=("default", "zero"))
+
+    def problems(self):
+        return []
+
+
+@dataclass(frozen=True)
+class CompacterParams(GateParams):
+    """Compacter: a bottleneck whose Down and Up are PHM layers, W = sum_i A_i (x) B_i."""
+
+    r: int | None = hp(None, "bottleneck width (default: d / reduction)", kind="int?", min=1)
+    reduction: int = hp(8, "d / r when r is not given", kind="int", min=1)
+    n: int = hp(4, "number of Kronecker summands; must divide d and r", kind="int", min=1)
+    phm_rank: int = hp(1, "rank of the factorised B_i = s_i t_i^T (0: full B_i)", kind="int", min=0)
+    shared: bool = hp(True, "share the A_i across all Compacter sites of the model", kind="bool")
+    activation: str = hp("gelu_new", "activation between Down and Up", kind="str", choices=ACTIVATIONS)
+    placement: str = hp("sequential", "sequential (dH reads H) or parallel (dH reads X)", kind="str",
+                        choices=("sequential", "parallel"))
+    init: str = hp("default", "initialisation of Up: default or zero", kind="str", choices=("default", "zero"))
+
+    def problems(self):
+        out = super().problems()
+        if self.r is not None and self.r % self.n:
+            out.append(("n", f"n={self.n} must divide r={self.r}"))
+        return out
+
+
+@dataclass(frozen=True)
+class LoRAParams(GateParams):
+    """LoRA on a projection: h' = W x + (alpha / r) B A x."""
+
+    r: int = hp(8, "rank of the update", kind="int", min=1)
+    alpha: float = hp(8.0, "scaling numerator: the update is multiplied by alpha / r", kind="float")
+    dropout: float = hp(0.0, "dropout on the LoRA input", kind="float", min=0.0, max=1.0)
+    init: str = hp("default", "default (A kaiming-uniform, B zero: identity at start) or gaussian", kind="str",
+                   choices=("default", "gaussian"))
+
+
+@dataclass(frozen=True)
+class IA3Params:
+    """(IA)^3: h' = l (.) h, a learned vector over the output channels, initialised to ones."""
+
+    init: float = hp(1.0, "initial value of the scaling vector", kind="float")
+
+    def problems(self):
+        return []
+
+
+@dataclass(frozen=True)
+class GateOnlyParams(GateParams):
+    """No modification, only the gate: H' = scale * G (.) H."""
+
+
+@dataclass(frozen=True)
+class PromptParams:
+    """Prompt tuning: ``length`` trainable vectors prepended to the stack's input tokens."""
+
+    length: int = hp(20, "number of prompt vectors", kind="int", min=1)
+    init: str = hp("vocab", "vocab (copies of random token embeddings) or normal (std 0.02)", kind="str",
+                   choices=("vocab", "normal"))
+
+    def problems(self):
+        return []
+
+
+@dataclass(frozen=True)
+class ProjectorParams:
+    """The visual projector of VL-BART / VL-T5 (vl-pet.md section 5)."""
+
+    feat_dim: int = hp(2048, "size of one region feature vector (CLIP RN101 grid: 2048)", kind="int", min=1)
+    pos_dim: int = hp(5, "size of one region's box input: x1, x2, y1, y2 and the area", kind="int", min=1)
+    images: int = hp(2, "rows of the image-order embedding (NLVR2 pairs two images)", kind="int", min=1)
+
+    def problems(self):
+        return []
+
+
+@dataclass(frozen=True)
+class NoneParams:
+    """``none``: remove whatever earlier statements placed on these sites."""
+
+    def problems(self):
+        return []
+
+
+#: Method name -> (hyperparameter class, site kinds it may be placed on).
+#: The modules and parameter counts behind each name are registered in vlsurgery.methods.
+METHOD_PARAMS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "adapter": (AdapterParams, ("sublayer", "projection")),
+    "lite": (LiteParams, ("sublayer", "projection")),
+    "compacter": (CompacterParams, ("sublayer", "projection")),
+    "lora": (LoRAParams, ("projection",)),
+    "ia3": (IA3Params, ("sublayer", "projection")),
+    "gate": (GateOnlyParams, ("sublayer", "projection")),
+    "prompt": (PromptParams, ("input",)),
+    "none": (NoneParams, SITE_KINDS),
+}
+
+#: The method a statement means when it names none and no earlier statement chose one.
+DEFAULT_METHOD = "adapter"
