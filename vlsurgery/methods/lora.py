@@ -1,0 +1,107 @@
+"""LoRA: a low-rank update of a frozen Linear (Hu et al., 2021), as a modification dH.
+
+Maths, for a projection h = W x + b (W: (d_out, d_in))::
+
+    dH = (alpha / r) * B A dropout(x)        A: (r, d_in), B: (d_out, r)       r (d_in + d_out) parameters
+
+Initialisation: ``default``: A as ``nn.Linear(d_in, r).weight`` (kaiming-uniform, a=sqrt(5)), B = 0;
+``gaussian``: A ~ N(0, 1/r^2), B = 0.  Either way dH starts at exactly 0 (B is zero).
+Identity (:meth:`LoRA.make_identity_`): B = 0.
+
+Merging: :func:`merge_lora` adds (alpha/r) B A to the base Linear's weight in place and marks the
+update merged, so the site module stops adding it (h already contains it); :func:`unmerge_lora`
+subtracts it again.  The update is computed in float32 and rounded once into the base weight's
+dtype, so in bfloat16/float16 an unmerge restores the weight only up to that rounding.  Merging is
+only possible when the site has no gate and scale == 1 (otherwise h_new is not a Linear of x).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vlsurgery.errors import UsageError
+
+
+class LoRA(nn.Module):
+    """dH = (alpha / r) * B A dropout(x); reads X whatever the placement."""
+
+    def __init__(self, d_in: int, d_out: int, r: int, *, alpha: float = 8.0, dropout: float = 0.0,
+                 init: str = "default"):
+        super().__init__()
+        if init not in ("default", "gaussian"):
+            raise UsageError(f"LoRA init must be default or gaussian, not {init!r}")
+        self.r, self.alpha, self.init = r, float(alpha), init
+        self.scaling = self.alpha / r
+        self.A = nn.Parameter(torch.empty(r, d_in))
+        self.B = nn.Parameter(torch.empty(d_out, r))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        if self.init == "gaussian":
+            nn.init.normal_(self.A, std=1.0 / self.r)
+        else:
+            nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.B.zero_()
+
+    @torch.no_grad()
+    def make_identity_(self) -> "LoRA":
+        if self.merged:
+            raise UsageError("unmerge the LoRA update before making it an identity")
+        self.B.zero_()
+        return self
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update (alpha/r) B A as a (d_out, d_in) matrix, in float32."""
+        return (self.B.float() @ self.A.float()) * self.scaling
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return (self.dropout(x) @ self.A.t() @ self.B.t()) * self.scaling
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, init={self.init}, merged={self.merged}"
+
+
+def _lora_of(module: nn.Module) -> LoRA:
+    """The LoRA inside a site module (or the LoRA itself), refusing gated or scaled sites."""
+    if isinstance(module, LoRA):
+        return module
+    delta = getattr(module, "delta", None)
+    if not isinstance(delta, LoRA):
+        raise UsageError(f"{type(module).__name__} holds no LoRA update to merge")
+    if getattr(module, "gate", None) is not None or getattr(module, "scale", 1.0) != 1.0:
+        raise UsageError("a LoRA site with a gate or scale != 1 is not a Linear of x: it cannot be merged")
+    return delta
+
+
+def _check_base(lora: LoRA, base: nn.Linear) -> None:
+    if not isinstance(base, nn.Linear) or tuple(base.weight.shape) != (lora.B.shape[0], lora.A.shape[1]):
+        raise UsageError(f"the base must be an nn.Linear({lora.A.shape[1]}, {lora.B.shape[0]}), "
+                         f"got {base!r}")
+
+
+@torch.no_grad()
+def merge_lora(module: nn.Module, base: nn.Linear) -> None:
+    """W <- W + (alpha/r) B A in place, and mark the update merged (the site module then adds nothing)."""
+    lora = _lora_of(module)
+    _check_base(lora, base)
+    if lora.merged:
+        raise UsageError("this LoRA update is already merged")
+    base.weight.copy_((base.weight.float() + lora.delta_weight().to(base.weight.device)).to(base.weight.dtype))
+    lora.merged = True
+
+
+@torch.no_grad()
+def unmerge_lora(module: nn.Module, base: nn.Linear) -> None:
+    """W <- W - (alpha/r) B A in place, and mark the update unmerged again."""
+    lora = _lora_of(module)
+    _check_base(lora, base)
+    if not lora.merged:
+        raise UsageError("this LoRA update is not merged")
+    base.weight.copy_((base.weight.float() - lora.delta_weight().to(base.weight.device)).to(base.weight.dtype))
+    lora.merged = False

@@ -1,0 +1,333 @@
+"""The method registry: one :class:`MethodEntry` per DSL method name, for the planner and compiler.
+
+An entry knows its hyperparameter class and site kinds (from :data:`params.METHOD_PARAMS`) and four
+functions of ``(hp, dims)``:
+
+``finalize(hp, dims) -> (hp, problems)``
+    fills site-derived values (``r = d_src // reduction`` when r is unset, where d_src is the width
+    the modification reads: d_out of H for ``placement=sequential``, d_in of X for ``parallel``;
+    ``gate_r = r`` for a matrix gate) and returns every problem as ``(key, message)``: the params'
+    own rules (``heads`` divides r, ...) on the filled values plus the site's (``n`` divides the
+    widths, a token gate needs d_in == d_out, reduction larger than the width, ...).  Values are
+    first checked against the schema and aliases mapped (``large`` -> ``matrix``), as the spec reader
+    does.  Never raises for a bad design (only for hp of the wrong class); idempotent.
+``count(hp, dims) -> int``
+    trainable parameters of ``build(hp, dims)`` without building anything, tensors of ``shared``
+    excluded: ``count == sum(p.numel() for p in build(hp, dims).parameters()) - sum(shared.values())``.
+``shared(hp, dims) -> {key: numel}``
+    tensors shared by every site that uses them (Compacter's rule A), counted once per model.
+``build(hp, dims, **context) -> nn.Module``
+    the site module.  ``context``: ``shared_params`` (an ``nn.ParameterDict`` owned by the model,
+    where shared tensors are found or created under the keys of ``shared``), ``token_embedding``
+    (the backbone's, for ``prompt init=vocab``), ``dtype`` and ``device`` (applied after building;
+    initialisation always runs in float32 on CPU, so a seed gives the same weights everywhere).
+
+``count``, ``shared`` and ``build`` finalise ``hp`` themselves and raise :class:`UsageError` when
+problems remain; ``hp=None`` means the method's defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+from vlsurgery.errors import UsageError, VLSurgeryError, did_you_mean
+from vlsurgery.methods import params as P
+from vlsurgery.methods.bottleneck import Bottleneck, bottleneck_count
+from vlsurgery.methods.compacter import PHMBottleneck, phm_count, phm_rule_key, shared_phm_rule
+from vlsurgery.methods.gates import gate_count, make_gate
+from vlsurgery.methods.ia3 import IA3
+from vlsurgery.methods.lora import LoRA
+from vlsurgery.methods.projector import VisualProjector, projector_count
+from vlsurgery.methods.prompt import Prompt
+from vlsurgery.methods.vlpet import VLPET, NoOp
+
+Problems = list[tuple[str, str]]
+
+#: Keyword arguments ``build`` accepts.
+CONTEXT_KEYS = frozenset({"shared_params", "token_embedding", "dtype", "device"})
+
+
+@dataclass(frozen=True)
+class SiteDims:
+    """Widths at a site: d_in of its input X, d_out of its output H (equal for sublayers and inputs)."""
+
+    d_in: int
+    d_out: int
+
+    def __post_init__(self):
+        for name in ("d_in", "d_out"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"SiteDims.{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A PET method: its hyperparameters, where it may go, and how to count and build it."""
+
+    name: str
+    params: type
+    sites: tuple[str, ...]
+    finalize: Callable[[Any, SiteDims], tuple[Any, Problems]]
+    count: Callable[[Any, SiteDims], int]
+    shared: Callable[[Any, SiteDims], dict[str, int]]
+    build: Callable[..., nn.Module]
+
+
+class UnknownMethodError(VLSurgeryError, LookupError):
+    """A method name that is not in the registry."""
+
+    def __init__(self, name: str, choices):
+        self.name, self.choices = name, tuple(sorted(choices))
+        hint = did_you_mean(name, self.choices)
+        super().__init__(f"unknown PET method {name!r}; expected one of: {', '.join(self.choices)}"
+                         + (f"; {hint}" if hint else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# finalize: site-derived values and problems
+
+
+def _src_width(hp, dims: SiteDims) -> int:
+    """Width the modification reads: H (d_out) when sequential, X (d_in) when parallel."""
+    return dims.d_out if getattr(hp, "placement", "parallel") == "sequential" else dims.d_in
+
+
+def _fill_r(hp, dims: SiteDims, problems: Problems):
+    if hp.r is not None:
+        return hp
+    d_src = _src_width(hp, dims)
+    if hp.reduction > d_src:
+        problems.append(("reduction", f"reduction={hp.reduction} is larger than the width it divides "
+                                      f"(d={d_src}): r = d / reduction would be 0; give r or a smaller reduction"))
+        return hp
+    return dataclasses.replace(hp, r=d_src // hp.reduction)
+
+
+def _gate_problems(hp, dims: SiteDims) -> Problems:
+    if hp.granularity == "token" and dims.d_in != dims.d_out:
+        return [("granularity", f"granularity=token adds X and H' (sigmoid(Linear(X + H'))): it needs "
+                                f"d_in == d_out, but this site maps {dims.d_in} -> {dims.d_out}")]
+    return []
+
+
+def _fill_gate_r(hp, r):
+    if hp.granularity == "matrix" and hp.gate_r is None and r is not None:
+        return dataclasses.replace(hp, gate_r=r)
+    return hp
+
+
+def _finalize_adapter(hp, dims):
+    problems: Problems = []
+    hp = _fill_r(hp, dims, problems)
+    hp = _fill_gate_r(hp, hp.r)
+    return hp, problems + hp.problems() + _gate_problems(hp, dims)
+
+
+def _finalize_compacter(hp, dims):
+    hp, problems = _finalize_adapter(hp, dims)
+    widths = sorted({_src_width(hp, dims), dims.d_out})
+    bad = [w for w in widths if w % hp.n]
+    if bad:
+        problems.append(("n", f"n={hp.n} must divide the widths the PHM layers map "
+                              f"({', '.join(map(str, bad))} {'is' if len(bad) == 1 else 'are'} not divisible)"))
+    return hp, problems
+
+
+def _finalize_lora(hp, dims):
+    hp = _fill_gate_r(hp, hp.r)
+    return hp, hp.problems() + _gate_problems(hp, dims)
+
+
+def _finalize_gate(hp, dims):
+    problems = hp.problems() + _gate_problems(hp, dims)
+    if hp.granularity == "none":
+        problems.append(("granularity", "method gate needs a granularity: scalar, token, vector or matrix"))
+    if hp.granularity == "matrix" and hp.gate_r is None:
+        problems.append(("gate_r", "granularity=matrix on method gate needs gate_r (there is no r to default to)"))
+    return hp, problems
+
+
+def _finalize_plain(hp, dims):
+    return hp, hp.problems()
+
+
+def _canonical(hp) -> tuple[Any, Problems]:
+    """Check every field against its schema and map aliases (``large`` -> ``matrix``), as the spec
+    reader does, so that hyperparameters built directly in Python behave like parsed ones."""
+    changes, problems = {}, []
+    for name, spec in P.schema(type(hp)).items():
+        value = getattr(hp, name)
+        if value is None and spec.kind == "int?":
+            continue
+        canonical, error = spec.coerce(value)
+        if error:
+            problems.append((name, error))
+        elif canonical != value or type(canonical) is not type(value):
+            changes[name] = canonical
+    return (dataclasses.replace(hp, **changes) if changes else hp), problems
+
+
+# --------------------------------------------------------------------------------------------
+# count / shared / build on finalised hyperparameters
+
+
+def _gate_count(hp, dims):
+    return gate_count(hp.granularity, dims.d_in, dims.d_out, hp.gate_r)
+
+
+def _gate(hp, dims):
+    return make_gate(hp.granularity, dims.d_in, dims.d_out, hp.gate_r, hp.gate_init)
+
+
+def _count_adapter(hp, dims):
+    return bottleneck_count(_src_width(hp, dims), hp.r, dims.d_out) + _gate_count(hp, dims)
+
+
+def _build_adapter(hp, dims):
+    delta = Bottleneck(_src_width(hp, dims), hp.r, dims.d_out, heads=hp.heads, activation=hp.activation,
+                       placement=hp.placement, init=hp.init)
+    return VLPET(delta, _gate(hp, dims), hp.scale)
+
+
+def _count_lite(hp, dims):
+    return bottleneck_count(dims.d_in, hp.r, dims.d_out)
+
+
+def _build_lite(hp, dims):
+    return VLPET(Bottleneck(dims.d_in, hp.r, dims.d_out, activation=hp.activation, placement="parallel",
+                            init=hp.init))
+
+
+def _count_compacter(hp, dims):
+    d_src, k = _src_width(hp, dims), hp.phm_rank
+    rules = 0 if hp.shared else 2 * hp.n ** 3
+    return phm_count(d_src, hp.r, hp.n, k) + phm_count(hp.r, dims.d_out, hp.n, k) + rules + _gate_count(hp, dims)
+
+
+def _shared_compacter(hp, dims):
+    return {phm_rule_key(hp.n): hp.n ** 3} if hp.shared else {}
+
+
+def _build_compacter(hp, dims, shared_params=None):
+    rule = None
+    if hp.shared:
+        rule = shared_phm_rule(shared_params if shared_params is not None else nn.ParameterDict(), hp.n)
+    delta = PHMBottleneck(_src_width(hp, dims), hp.r, dims.d_out, n=hp.n, phm_rank=hp.phm_rank, rule=rule,
+                          activation=hp.activation, placement=hp.placement, init=hp.init)
+    return VLPET(delta, _gate(hp, dims), hp.scale)
+
+
+def _build_lora(hp, dims):
+    delta = LoRA(dims.d_in, dims.d_out, hp.r, alpha=hp.alpha, dropout=hp.dropout, init=hp.init)
+    return VLPET(delta, _gate(hp, dims), hp.scale)
+
+
+def _build_prompt(hp, dims, token_embedding=None):
+    prompt = Prompt(hp.length, dims.d_out)
+    if hp.init == "vocab":
+        if token_embedding is None:
+            raise UsageError("prompt init=vocab needs the backbone's token embedding: "
+                             "build(hp, dims, token_embedding=...), or use init=normal")
+        prompt.init_from_vocab_(token_embedding)
+    return prompt
+
+
+def _no_shared(hp, dims):
+    return {}
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+
+
+def _checked(name, finalize):
+    """Finalise hp (None: defaults) and refuse a design with problems."""
+
+    def run(hp, dims: SiteDims):
+        hp, problems = finalize(hp, dims)  # the entry's finalize: canonical values first
+        if problems:
+            details = "; ".join(f"{key}: {msg}" for key, msg in problems)
+            raise UsageError(f"{name} at a site with d_in={dims.d_in}, d_out={dims.d_out}: {details}")
+        return hp
+
+    return run
+
+
+def _entry(name, finalize, count, build, shared=_no_shared, context=()) -> MethodEntry:
+    params_cls, sites = P.METHOD_PARAMS[name]
+
+    def finalize_entry(hp, dims):
+        hp = params_cls() if hp is None else hp
+        if not isinstance(hp, params_cls):
+            raise UsageError(f"method {name!r} takes {params_cls.__name__}, got {type(hp).__name__}")
+        hp, problems = _canonical(hp)
+        if problems:  # values of the wrong type or out of range: the site rules cannot run on them
+            return hp, problems
+        return finalize(hp, dims)
+
+    ready = _checked(name, finalize_entry)
+
+    def build_entry(hp, dims, **ctx):
+        unknown = set(ctx) - CONTEXT_KEYS
+        if unknown:
+            raise UsageError(f"build() got unknown context {', '.join(sorted(unknown))}; "
+                             f"expected some of {', '.join(sorted(CONTEXT_KEYS))}")
+        hp = ready(hp, dims)
+        module = build(hp, dims, **{k: v for k, v in ctx.items() if k in context})
+        if ctx.get("device") is not None or ctx.get("dtype") is not None:
+            module.to(device=ctx.get("device"), dtype=ctx.get("dtype"))
+        return module
+
+    return MethodEntry(
+        name=name, params=params_cls, sites=sites, finalize=finalize_entry,
+        count=lambda hp, dims: count(ready(hp, dims), dims),
+        shared=lambda hp, dims: shared(ready(hp, dims), dims),
+        build=build_entry,
+    )
+
+
+REGISTRY: dict[str, MethodEntry] = {
+    e.name: e for e in (
+        _entry("adapter", _finalize_adapter, _count_adapter, _build_adapter),
+        _entry("lite", _finalize_plain, _count_lite, _build_lite),
+        _entry("compacter", _finalize_compacter, _count_compacter, _build_compacter, _shared_compacter,
+               context=("shared_params",)),
+        _entry("lora", _finalize_lora, lambda hp, d: hp.r * (d.d_in + d.d_out) + _gate_count(hp, d), _build_lora),
+        _entry("ia3", _finalize_plain, lambda hp, d: d.d_out, lambda hp, d: IA3(d.d_out, hp.init)),
+        _entry("gate", _finalize_gate, _gate_count, lambda hp, d: VLPET(None, _gate(hp, d), hp.scale)),
+        _entry("prompt", _finalize_plain, lambda hp, d: hp.length * d.d_out, _build_prompt,
+               context=("token_embedding",)),
+        _entry("none", _finalize_plain, lambda hp, d: 0, lambda hp, d: NoOp()),
+    )
+}
+
+if set(REGISTRY) != set(P.METHOD_PARAMS):  # a programming error, caught at import
+    raise RuntimeError(f"registry and params.METHOD_PARAMS disagree: {sorted(set(REGISTRY) ^ set(P.METHOD_PARAMS))}")
+
+
+def get(name: str) -> MethodEntry:
+    """The entry of a method name; :class:`UnknownMethodError` (with a did-you-mean) otherwise."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise UnknownMethodError(str(name), REGISTRY) from None
+
+
+def count_projector(params: P.ProjectorParams | None, d: int, norm="layernorm") -> int:
+    """Trainable parameters of the visual projector (the shared token embedding excluded)."""
+    return projector_count(params or P.ProjectorParams(), d, norm)
+
+
+def build_projector(params: P.ProjectorParams | None, d: int, token_embedding, *, norm="layernorm",
+                    obj_order: str = "reverse") -> VisualProjector:
+    """The visual projector; see :class:`~vlsurgery.methods.projector.VisualProjector`."""
+    return VisualProjector(d, params or P.ProjectorParams(), token_embedding, norm=norm, obj_order=obj_order)
+
+
+__all__ = ["CONTEXT_KEYS", "MethodEntry", "REGISTRY", "SiteDims", "UnknownMethodError", "build_projector",
+           "count_projector", "get"]
