@@ -1,0 +1,32 @@
+"""Predicted counts equal the compiled model's: for every spec of the library, on every tiny family."""
+
+from pathlib import Path
+
+import pytest
+from pipeline_models import TINY, fresh_model
+
+import vlsurgery.profiles as profiles
+from vlsurgery.compiler.compile import compile
+from vlsurgery.errors import ResolutionError
+from vlsurgery.resources import spec_library
+
+SPECS = sorted(p for p in spec_library().rglob("*") if p.suffix in (".vls", ".yaml"))
+
+
+def test_library_is_found():
+    names = {p.name for p in SPECS}
+    assert {"vl-pet-large.vls", "vl-pet-small.vls", "vl-adapter.vls"} <= names
+
+
+@pytest.mark.parametrize("backbone", TINY)
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(spec_library())))
+def test_compiled_counts_equal_prediction(path: Path, backbone: str):
+    try:
+        predicted = profiles.count(path, backbone)
+    except ResolutionError:
+        pytest.skip("design does not fit this tiny backbone (checked by the resolution tests)")
+    model = compile(path, fresh_model(backbone))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    assert (trainable, total) == (predicted.trainable, predicted.total)
+    assert sum(s.trainable for s in predicted.sites) <= predicted.trainable

@@ -1,0 +1,109 @@
+"""The encoder-input pass: prepend the visual projector's tokens and prompt tokens to the text.
+
+A seq2seq model hands the *same* ``attention_mask`` to its encoder and, as the cross-attention
+mask, to its decoder.  Prepending tokens therefore touches both stacks, and both are changed by
+class change (the objects stay, their classes become runtime subclasses):
+
+* the encoder's ``forward`` gains the keyword arguments ``vis_feats`` (B, R, feat_dim),
+  ``vis_boxes`` (B, R, 4) and ``vis_image_ids`` (B, R); it embeds the text itself, prepends
+  ``[visual tokens][prompt tokens]`` and extends its attention mask with ones on the left, then runs
+  the original forward on ``inputs_embeds``;
+* the decoder's ``forward`` extends a cross-attention mask that is shorter than the encoder's
+  output by ones on the left (prefix tokens are never padding), and drops the visual keywords that
+  the outer model forwards to every stack.
+
+So ``model(input_ids, attention_mask, labels=..., vis_feats=..., vis_boxes=...)`` trains, and
+``model.generate(input_ids, attention_mask=..., vis_feats=..., vis_boxes=...)`` generates: the
+generation loop passes the visual keywords to the encoder (they are in its signature) and beam
+search expands them with the other inputs.  Without visual inputs the encoder sees only the
+prompt tokens (if any) and the text.
+
+BART adds learned absolute positions to every input token, so prefix tokens take the first
+positions and the text follows them; T5's relative position bias has no such effect.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vlsurgery.errors import UsageError
+
+VISUAL_KWARGS = ("vis_feats", "vis_boxes", "vis_image_ids")
+
+
+class PrefixTokens(nn.Module):
+    """The tokens prepended to the encoder input: ``[projector(vis inputs)][prompt]``.
+
+    Holds the visual projector and the prompt (either may be None); returns None when there is
+    nothing to prepend for this call.
+    """
+
+    def __init__(self, projector: nn.Module | None = None, prompt: nn.Module | None = None):
+        super().__init__()
+        self.projector = projector
+        self.prompt = prompt
+
+    def forward(self, batch_size: int, vis_feats=None, vis_boxes=None, vis_image_ids=None):
+        parts = []
+        if vis_feats is not None:
+            if self.projector is None:
+                raise UsageError("vis_feats were given, but the spec declares no `projector`")
+            if vis_boxes is None:
+                raise UsageError("vis_feats were given without vis_boxes (B, R, 4)")
+            parts.append(self.projector(vis_feats, vis_boxes, vis_image_ids))
+        if self.prompt is not None:
+            parts.append(self.prompt(batch_size))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def _encoder_forward(self, input_ids=None, attention_mask=None, inputs_embeds=None,
+                     vis_feats=None, vis_boxes=None, vis_image_ids=None, **kwargs):
+    if inputs_embeds is None and input_ids is not None:
+        inputs_embeds = self.embed_tokens(input_ids)
+    if inputs_embeds is not None:
+        prefix = self.vls_prefix(inputs_embeds.shape[0], vis_feats, vis_boxes, vis_image_ids)
+        if prefix is not None:
+            inputs_embeds = torch.cat([prefix.to(inputs_embeds.dtype), inputs_embeds], dim=1)
+            if attention_mask is not None:
+                ones = attention_mask.new_ones(attention_mask.shape[0], prefix.shape[1])
+                attention_mask = torch.cat([ones, attention_mask], dim=1)
+    return super(type(self), self).forward(input_ids=None, attention_mask=attention_mask,
+                                           inputs_embeds=inputs_embeds, **kwargs)
+
+
+def _decoder_forward(self, *args, encoder_hidden_states=None, encoder_attention_mask=None, **kwargs):
+    for key in VISUAL_KWARGS:
+        kwargs.pop(key, None)
+    if encoder_attention_mask is not None and encoder_hidden_states is not None:
+        missing = encoder_hidden_states.shape[1] - encoder_attention_mask.shape[-1]
+        if missing > 0 and encoder_attention_mask.dim() == 2:
+            ones = encoder_attention_mask.new_ones(encoder_attention_mask.shape[0], missing)
+            encoder_attention_mask = torch.cat([ones, encoder_attention_mask], dim=1)
+    return super(type(self), self).forward(*args, encoder_hidden_states=encoder_hidden_states,
+                                           encoder_attention_mask=encoder_attention_mask, **kwargs)
+
+
+_CLASSES: dict[tuple[type, str], type] = {}
+
+
+def _subclass(original: type, role: str, forward) -> type:
+    """A cached runtime subclass of ``original`` with ``forward`` replaced (class change, as for layers)."""
+    key = (original, role)
+    if key not in _CLASSES:
+        _CLASSES[key] = type(original.__name__, (original,), {
+            "forward": forward, "__module__": original.__module__, "__qualname__": original.__qualname__,
+            "__doc__": original.__doc__, "_vls_original_class": original})
+    return _CLASSES[key]
+
+
+def install_prefix(model: nn.Module, prefix: PrefixTokens) -> None:
+    """Attach ``prefix`` to the model's encoder (as ``vls_prefix``) and rewrite both stacks' forwards."""
+    encoder, decoder = model.get_encoder(), model.get_decoder()
+    if getattr(type(encoder), "_vls_original_class", None) is not None:
+        raise UsageError("the encoder already carries prefix tokens")
+    encoder.add_module("vls_prefix", prefix)
+    encoder.__class__ = _subclass(type(encoder), "encoder", _encoder_forward)
+    decoder.__class__ = _subclass(type(decoder), "decoder", _decoder_forward)
