@@ -48,16 +48,27 @@ handled by the planner; full fine-tuning is ``train all``.  The projector is dec
 ``projector`` and counted with :func:`count_projector`.
 """
 
-from vlsurgery.methods.bottleneck import Bottleneck
-from vlsurgery.methods.compacter import PHMBottleneck, PHMLinear, phm_rule_key
-from vlsurgery.methods.gates import MatrixGate, ScalarGate, TokenGate, VectorGate, make_gate
-from vlsurgery.methods.ia3 import IA3
-from vlsurgery.methods.lora import LoRA, merge_lora, unmerge_lora
-from vlsurgery.methods.projector import RMSNorm, VisualProjector, projector_count
-from vlsurgery.methods.prompt import Prompt
+import importlib
+
 from vlsurgery.methods.registry import (REGISTRY, MethodEntry, SiteDims, UnknownMethodError, build_projector,
                                         count_projector, get)
-from vlsurgery.methods.vlpet import VLPET, NoOp
+
+# The nn.Modules load on first use (``vlsurgery.methods.VLPET``): the registry and the count
+# formulas above work without torch, which keeps ``vlsurgery count`` fast.
+_LAZY = {
+    "Bottleneck": "bottleneck", "PHMBottleneck": "compacter", "PHMLinear": "compacter", "phm_rule_key": "counts",
+    "MatrixGate": "gates", "ScalarGate": "gates", "TokenGate": "gates", "VectorGate": "gates", "make_gate": "gates",
+    "IA3": "ia3", "LoRA": "lora", "merge_lora": "lora", "unmerge_lora": "lora", "RMSNorm": "projector",
+    "VisualProjector": "projector", "projector_count": "counts", "Prompt": "prompt", "VLPET": "vlpet",
+    "NoOp": "vlpet",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"vlsurgery.methods.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'vlsurgery.methods' has no attribute {name!r}")
+
 
 __all__ = [
     "Bottleneck", "IA3", "LoRA", "MatrixGate", "MethodEntry", "NoOp", "PHMBottleneck", "PHMLinear", "Prompt",

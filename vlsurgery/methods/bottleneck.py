@@ -27,6 +27,7 @@ from torch.nn.utils import skip_init
 
 from vlsurgery.errors import UsageError
 from vlsurgery.methods.activations import make_activation
+from vlsurgery.methods.counts import bottleneck_count  # noqa: F401 (re-exported)
 
 
 @torch.no_grad()
@@ -37,11 +38,6 @@ def init_like_linear_(weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         fan_in = weight.shape[1]
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         nn.init.uniform_(bias, -bound, bound)
-
-
-def bottleneck_count(d_src: int, r: int, d_out: int) -> int:
-    """Trainable parameters of a bottleneck d_src -> r -> d_out with biases (independent of heads)."""
-    return d_src * r + r + r * d_out + d_out
 
 
 class Bottleneck(nn.Module):

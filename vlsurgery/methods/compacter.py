@@ -29,14 +29,10 @@ from torch import nn
 
 from vlsurgery.errors import UsageError
 from vlsurgery.methods.activations import make_activation
+from vlsurgery.methods.counts import phm_count, phm_rule_key  # noqa: F401 (re-exported)
 
 #: Standard deviation of the PHM rule's initial values (Compacter's phm_init_range).
 PHM_RULE_STD = 0.01
-
-
-def phm_rule_key(n: int) -> str:
-    """Key of the shared (n, n, n) rule in the model's shared-parameter store."""
-    return f"compacter_phm_rule_n{n}"
 
 
 def new_phm_rule(n: int) -> nn.Parameter:
@@ -55,12 +51,6 @@ def shared_phm_rule(store: nn.ParameterDict, n: int) -> nn.Parameter:
     if tuple(rule.shape) != (n, n, n):
         raise UsageError(f"shared parameter {key!r} has shape {tuple(rule.shape)}, expected {(n, n, n)}")
     return rule
-
-
-def phm_count(d_in: int, d_out: int, n: int, phm_rank: int) -> int:
-    """Parameters of one PHM layer, its rule A excluded."""
-    weights = d_out * d_in // n if phm_rank == 0 else phm_rank * (d_in + d_out)
-    return weights + d_out
 
 
 class PHMLinear(nn.Module):

@@ -33,7 +33,8 @@ from torch import nn
 
 from vlsurgery.errors import UsageError
 from vlsurgery.methods.activations import make_activation
-from vlsurgery.methods.bottleneck import bottleneck_count, init_like_linear_
+from vlsurgery.methods.bottleneck import init_like_linear_
+from vlsurgery.methods.counts import gate_count  # noqa: F401 (re-exported)
 
 #: A logit whose sigmoid is exactly 1.0 in every floating dtype torch has (exp(-100) < 2**-53 / 2).
 SATURATED_LOGIT = 100.0
@@ -160,14 +161,3 @@ def make_gate(granularity: str, d_in: int, d_out: int, gate_r: int | None = None
             raise UsageError("the matrix gate needs gate_r")
         return MatrixGate(d_in, d_out, gate_r, init=gate_init)
     raise UsageError(f"unknown granularity {granularity!r}")
-
-
-def gate_count(granularity: str, d_in: int, d_out: int, gate_r: int | None = None) -> int:
-    """Trainable parameters of :func:`make_gate` (formulas in the module docstring)."""
-    return {
-        "none": lambda: 0,
-        "scalar": lambda: d_in + d_out + 1,
-        "token": lambda: d_in + 1,
-        "vector": lambda: d_out,
-        "matrix": lambda: bottleneck_count(d_in, gate_r, d_out),
-    }[granularity]()

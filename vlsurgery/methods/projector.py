@@ -30,6 +30,7 @@ from torch import nn
 
 from vlsurgery.errors import UsageError
 from vlsurgery.methods.params import ProjectorParams
+from vlsurgery.methods.counts import norm_count, projector_count  # noqa: F401 (re-exported)
 from vlsurgery.methods.prompt import embedding_weight
 
 
@@ -50,28 +51,14 @@ class RMSNorm(nn.Module):
 
 
 NORMS: dict[str, Callable[[int], nn.Module]] = {"layernorm": nn.LayerNorm, "rmsnorm": RMSNorm}
-_NORM_COUNT = {"layernorm": 2, "rmsnorm": 1}
 
 
-def _norm_factory(norm) -> Callable[[int], nn.Module]:
+def norm_factory(norm) -> Callable[[int], nn.Module]:
     if callable(norm):
         return norm
     if norm in NORMS:
         return NORMS[norm]
     raise UsageError(f"norm must be one of {', '.join(NORMS)} or a factory d -> nn.Module, got {norm!r}")
-
-
-def norm_count(norm, d: int) -> int:
-    """Parameters of one norm of width d (a factory is built once to count it)."""
-    if isinstance(norm, str) and norm in _NORM_COUNT:
-        return _NORM_COUNT[norm] * d
-    return sum(p.numel() for p in _norm_factory(norm)(d).parameters())
-
-
-def projector_count(params: ProjectorParams, d: int, norm="layernorm") -> int:
-    """Trainable parameters of ``VisualProjector(d, params, ..., norm=norm)`` (E excluded: it is shared)."""
-    linears = params.feat_dim * d + d + params.pos_dim * d + d
-    return linears + params.images * d + 2 * norm_count(norm, d)
 
 
 class VisualProjector(nn.Module):
@@ -89,7 +76,7 @@ class VisualProjector(nn.Module):
         if weight.shape[1] != d:
             raise UsageError(f"token embedding width {weight.shape[1]} != projector width {d}")
         self.params, self.obj_order = params, obj_order
-        factory = _norm_factory(norm)
+        factory = norm_factory(norm)
         self.feat = nn.Linear(params.feat_dim, d)
         self.feat_norm = factory(d)
         self.pos = nn.Linear(params.pos_dim, d)

@@ -32,18 +32,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from torch import nn
-
 from vlsurgery.errors import UsageError, VLSurgeryError, did_you_mean
 from vlsurgery.methods import params as P
-from vlsurgery.methods.bottleneck import Bottleneck, bottleneck_count
-from vlsurgery.methods.compacter import PHMBottleneck, phm_count, phm_rule_key, shared_phm_rule
-from vlsurgery.methods.gates import gate_count, make_gate
-from vlsurgery.methods.ia3 import IA3
-from vlsurgery.methods.lora import LoRA
-from vlsurgery.methods.projector import VisualProjector, projector_count
-from vlsurgery.methods.prompt import Prompt
-from vlsurgery.methods.vlpet import VLPET, NoOp
+from vlsurgery.methods.counts import bottleneck_count, gate_count, phm_count, phm_rule_key, projector_count
+
+# The modules (and torch) are imported inside the build functions: planning and counting a design
+# (`vlsurgery count`) never needs them, and importing torch costs seconds.
 
 Problems = list[tuple[str, str]]
 
@@ -75,7 +69,7 @@ class MethodEntry:
     finalize: Callable[[Any, SiteDims], tuple[Any, Problems]]
     count: Callable[[Any, SiteDims], int]
     shared: Callable[[Any, SiteDims], dict[str, int]]
-    build: Callable[..., nn.Module]
+    build: Callable[..., Any]  # -> nn.Module
 
 
 class UnknownMethodError(VLSurgeryError, LookupError):
@@ -181,6 +175,8 @@ def _gate_count(hp, dims):
 
 
 def _gate(hp, dims):
+    from vlsurgery.methods.gates import make_gate
+
     return make_gate(hp.granularity, dims.d_in, dims.d_out, hp.gate_r, hp.gate_init)
 
 
@@ -189,6 +185,9 @@ def _count_adapter(hp, dims):
 
 
 def _build_adapter(hp, dims):
+    from vlsurgery.methods.bottleneck import Bottleneck
+    from vlsurgery.methods.vlpet import VLPET
+
     delta = Bottleneck(_src_width(hp, dims), hp.r, dims.d_out, heads=hp.heads, activation=hp.activation,
                        placement=hp.placement, init=hp.init)
     return VLPET(delta, _gate(hp, dims), hp.scale)
@@ -199,6 +198,9 @@ def _count_lite(hp, dims):
 
 
 def _build_lite(hp, dims):
+    from vlsurgery.methods.bottleneck import Bottleneck
+    from vlsurgery.methods.vlpet import VLPET
+
     return VLPET(Bottleneck(dims.d_in, hp.r, dims.d_out, activation=hp.activation, placement="parallel",
                             init=hp.init))
 
@@ -214,6 +216,11 @@ def _shared_compacter(hp, dims):
 
 
 def _build_compacter(hp, dims, shared_params=None):
+    from torch import nn
+
+    from vlsurgery.methods.compacter import PHMBottleneck, shared_phm_rule
+    from vlsurgery.methods.vlpet import VLPET
+
     rule = None
     if hp.shared:
         rule = shared_phm_rule(shared_params if shared_params is not None else nn.ParameterDict(), hp.n)
@@ -223,11 +230,16 @@ def _build_compacter(hp, dims, shared_params=None):
 
 
 def _build_lora(hp, dims):
+    from vlsurgery.methods.lora import LoRA
+    from vlsurgery.methods.vlpet import VLPET
+
     delta = LoRA(dims.d_in, dims.d_out, hp.r, alpha=hp.alpha, dropout=hp.dropout, init=hp.init)
     return VLPET(delta, _gate(hp, dims), hp.scale)
 
 
 def _build_prompt(hp, dims, token_embedding=None):
+    from vlsurgery.methods.prompt import Prompt
+
     prompt = Prompt(hp.length, dims.d_out)
     if hp.init == "vocab":
         if token_embedding is None:
@@ -235,6 +247,24 @@ def _build_prompt(hp, dims, token_embedding=None):
                              "build(hp, dims, token_embedding=...), or use init=normal")
         prompt.init_from_vocab_(token_embedding)
     return prompt
+
+
+def _build_ia3(hp, dims):
+    from vlsurgery.methods.ia3 import IA3
+
+    return IA3(dims.d_out, hp.init)
+
+
+def _build_gate(hp, dims):
+    from vlsurgery.methods.vlpet import VLPET
+
+    return VLPET(None, _gate(hp, dims), hp.scale)
+
+
+def _build_none(hp, dims):
+    from vlsurgery.methods.vlpet import NoOp
+
+    return NoOp()
 
 
 def _no_shared(hp, dims):
@@ -298,11 +328,11 @@ REGISTRY: dict[str, MethodEntry] = {
         _entry("compacter", _finalize_compacter, _count_compacter, _build_compacter, _shared_compacter,
                context=("shared_params",)),
         _entry("lora", _finalize_lora, lambda hp, d: hp.r * (d.d_in + d.d_out) + _gate_count(hp, d), _build_lora),
-        _entry("ia3", _finalize_plain, lambda hp, d: d.d_out, lambda hp, d: IA3(d.d_out, hp.init)),
-        _entry("gate", _finalize_gate, _gate_count, lambda hp, d: VLPET(None, _gate(hp, d), hp.scale)),
+        _entry("ia3", _finalize_plain, lambda hp, d: d.d_out, _build_ia3),
+        _entry("gate", _finalize_gate, _gate_count, _build_gate),
         _entry("prompt", _finalize_plain, lambda hp, d: hp.length * d.d_out, _build_prompt,
                context=("token_embedding",)),
-        _entry("none", _finalize_plain, lambda hp, d: 0, lambda hp, d: NoOp()),
+        _entry("none", _finalize_plain, lambda hp, d: 0, _build_none),
     )
 }
 
@@ -324,8 +354,10 @@ def count_projector(params: P.ProjectorParams | None, d: int, norm="layernorm") 
 
 
 def build_projector(params: P.ProjectorParams | None, d: int, token_embedding, *, norm="layernorm",
-                    obj_order: str = "reverse") -> VisualProjector:
+                    obj_order: str = "reverse"):
     """The visual projector; see :class:`~vlsurgery.methods.projector.VisualProjector`."""
+    from vlsurgery.methods.projector import VisualProjector
+
     return VisualProjector(d, params or P.ProjectorParams(), token_embedding, norm=norm, obj_order=obj_order)
 
 
