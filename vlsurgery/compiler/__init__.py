@@ -1,0 +1,78 @@
+"""The vlsurgery compiler: torch.fx surgery on transformer layers, installed by class change.
+
+Architecture (one module per stage)::
+
+    trace.py        layer -> TracedLayer        torch.fx trace of one layer class, leaves chosen
+                                                by a LeafPolicy, validated with torch.equal against
+                                                the original (eval + train mode), cached per class
+    points.py       "fc2:out" -> fx.Node        dataflow points name values inside a layer graph
+    rewrite.py      graph/module passes         insert_site (X, H -> pet.<name>(X, H, mask)),
+                                                rewrite_projection (a site after an nn.Linear),
+                                                rewrite_layer / rewrite_model (one layer / many)
+    install.py      graph -> layer.__class__    the same layer object gets a cached runtime
+                                                subclass whose forward is the generated code
+    transaction.py  all or nothing              snapshot + exact restore on any exception
+
+Worked example (a tiny BART; ``Adapter`` follows the site-module convention
+``module(x, h, mask=None) -> h_new``)::
+
+    >>> from vlsurgery.compiler import rewrite_layer, Insertion, Projection, generated_source
+    >>> layer = model.model.encoder.layers[0]
+    >>> rewrite_layer(layer, 1, insertions=[
+    ...     Insertion("self_attn", "self_attn:in", "self_attn:out", Adapter(32)),
+    ...     Insertion("ffn", "fc1:in", "fc2:out", Adapter(32))])
+    >>> print(generated_source(layer))
+    def forward(self, hidden_states, attention_mask, **kwargs):
+        _kwargs = kwargs
+        padding_mask = vlsurgery_compiler_rewrite_padding_mask(attention_mask, hidden_states)
+        self_attn = self.self_attn(hidden_states, attention_mask = attention_mask, **_kwargs);  ...
+        getitem = self_attn[0];  self_attn = None
+        pet_self_attn = self.pet.self_attn(hidden_states, getitem, mask = padding_mask);  getitem = None
+        training = self.training
+        dropout = torch.nn.functional.dropout(pet_self_attn, p = 0.1, training = training, inplace = False)
+        ...
+        fc2 = self.fc2(dropout_1);  dropout_1 = None
+        pet_ffn = self.pet.ffn(self_attn_layer_norm, fc2, mask = padding_mask);  fc2 = padding_mask = None
+        ...
+    >>> [n for n, _ in layer.named_parameters() if ".pet." in "." + n]
+    ['pet.self_attn.down.weight', ..., 'pet.ffn.up.bias']
+
+A projection site: ``rewrite_layer(dec_layer, 1, projections=[Projection("encoder_attn.v_proj",
+"cross_attn_v", Adapter(32))])`` keeps ``encoder_attn.v_proj.weight`` and adds
+``pet.cross_attn_v.*``.  Leaf policies: ``1`` for BART layers (direct children), ``3`` for T5
+blocks (``layer.<i>.<child>``), or a predicate.  Every error is a :class:`CompileError` naming the
+class, pass or site that failed; the model is left as it was.
+"""
+
+from vlsurgery.compiler.install import (
+    GeneratedCode,
+    format_generated_code,
+    generated_code,
+    generated_source,
+    install_graph,
+    is_rewritten,
+    original_class,
+    restore_layer,
+)
+from vlsurgery.compiler.points import describe_points, parse_point, resolve_point
+from vlsurgery.compiler.rewrite import (
+    Insertion,
+    LayerEdit,
+    Projection,
+    attach_projection,
+    insert_site,
+    padding_mask,
+    rewrite_layer,
+    rewrite_model,
+    rewrite_projection,
+)
+from vlsurgery.compiler.trace import LeafPolicy, TracedLayer, clear_cache, leaf_paths, trace_layer
+from vlsurgery.compiler.transaction import Snapshot, transaction
+
+__all__ = [
+    "GeneratedCode", "Insertion", "LayerEdit", "LeafPolicy", "Projection", "Snapshot", "TracedLayer",
+    "attach_projection", "clear_cache", "describe_points", "format_generated_code", "generated_code",
+    "generated_source", "insert_site", "install_graph", "is_rewritten", "leaf_paths", "original_class",
+    "padding_mask", "parse_point", "resolve_point", "restore_layer", "rewrite_layer", "rewrite_model",
+    "rewrite_projection", "trace_layer", "transaction",
+]

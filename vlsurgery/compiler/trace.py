@@ -1,0 +1,601 @@
+"""Tracing one transformer layer with torch.fx, the way transformers 5.x layers need it.
+
+Plain ``torch.fx.symbolic_trace`` fails on every BART/T5 layer of transformers 5.x.  This tracer
+handles what stands in the way (see ``shared/reference/compiler-notes.md``):
+
+* wrapped forwards (``GradientCheckpointingLayer`` re-wraps ``forward`` as ``(self, *args,
+  **kwargs)``; ``@deprecate_kwarg``): the real forward is found with :func:`inspect.unwrap` and
+  the placeholders come from its signature;
+* ``**kwargs`` splatted into child calls: the generated forward gets a real ``**kwargs`` that is
+  forwarded to every leaf call that received it (nothing is frozen);
+* ``if hidden_states.dtype == torch.float16`` and tuple unpacking: every node carries a fake-tensor
+  value (``FakeTensorMode(allow_non_fake_inputs=True)``), and ``.dtype``/``.device``/``len``/
+  iteration are answered from it, so dtype branches fold away.  Data-dependent control flow (the
+  fp16 clamp of BART, ``isfinite(...).all()``) cannot be traced and is reported;
+* ``self.training`` becomes a graph-level read (``training = self.training``) so dropout follows
+  ``.train()``/``.eval()`` of the layer the code runs on.
+
+Which submodules stay opaque (``call_module`` nodes) is the *leaf policy*: a depth (``1`` = direct
+children, BART; ``3`` = ``layer.<i>.<child>``, T5, so the ``T5Layer*`` wrappers are inlined and
+the un-normalised sublayer input is visible) or a predicate ``(qualname, module) -> bool``.
+Modules of ``torch.nn`` itself are always leaves.
+
+A layer *class* is traced once per (class, leaf policy, dtype, fingerprint of the plain Python
+attributes the body may read, such as ``is_decoder`` or a dropout probability) and the graph is
+reused for every layer with the same key.  Each new trace is validated against the original
+forward on random inputs (eval mode, and train mode with a fixed seed) with ``torch.equal``
+before anyone can use it; a class that cannot be traced raises :class:`CompileError` naming the
+class and the reason.  Nothing is ever returned half-traced.
+
+Decisions fixed at trace time (documented, validated where possible): dtype branches; optional
+arguments are treated as *present* (``encoder_hidden_states is not None`` in a decoder layer is
+true, so a decoder graph always runs cross-attention); plain attributes such as ``is_decoder``.
+The ``@deprecate_kwarg`` renames of the original forward (``past_key_values`` -> ``cache``) are
+not reproduced: transformers 5.x callers already pass the new names.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import linecache
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+import torch
+from torch import fx, nn
+from torch.fx._symbolic_trace import _maybe_revert_all_patches
+from torch.fx.node import map_aggregate
+
+from vlsurgery.errors import CompileError, UsageError
+
+#: Key under which a ``**kwargs`` splat is recorded in a node's kwargs while tracing; code
+#: generation turns ``<SPLAT> = kwargs`` back into ``**kwargs``.
+SPLAT = "_vls_splat_kwargs_"
+
+#: Tensor attributes answered from the fake value at trace time (they decide dtype branches).
+#: Shapes are deliberately *not* in this set: they vary between calls.
+_STATIC_TENSOR_ATTRS = frozenset({"dtype", "device", "layout", "is_cuda", "is_sparse", "is_quantized", "is_meta"})
+
+#: Attributes that never influence what a layer body computes (excluded from the cache key).
+_VOLATILE_ATTRS = frozenset({"training", "gradient_checkpointing", "_is_hf_initialized"})
+
+LeafPolicyLike = Union[int, Callable[[str, nn.Module], bool], "LeafPolicy"]
+
+
+# ----------------------------------------------------------------------------------------------
+# leaf policy
+
+
+@dataclass(frozen=True)
+class LeafPolicy:
+    """Which submodules of a layer stay opaque ``call_module`` nodes.
+
+    ``LeafPolicy(depth=1)``: every direct child (BART).  ``LeafPolicy(depth=3)``: modules three
+    dots down, ``layer.<i>.<child>`` (T5).  ``LeafPolicy(predicate=f)`` with
+    ``f(qualname, module) -> bool``.  Modules of ``torch.nn`` are leaves in any case.  The policy is
+    part of the trace cache key: pass the same module-level predicate to share traces.
+    """
+
+    depth: int | None = None
+    predicate: Callable[[str, nn.Module], bool] | None = None
+
+    def __post_init__(self):
+        if (self.depth is None) == (self.predicate is None):
+            raise UsageError("LeafPolicy needs exactly one of depth= or predicate=")
+        if self.depth is not None and (not isinstance(self.depth, int) or self.depth < 1):
+            raise UsageError(f"LeafPolicy depth must be a positive integer, got {self.depth!r}")
+
+    @classmethod
+    def of(cls, policy: LeafPolicyLike) -> "LeafPolicy":
+        """Normalise an int depth, a predicate or a LeafPolicy."""
+        if isinstance(policy, LeafPolicy):
+            return policy
+        if isinstance(policy, int) and not isinstance(policy, bool):
+            return cls(depth=policy)
+        if callable(policy):
+            return cls(predicate=policy)
+        raise UsageError(f"a leaf policy is a depth (int) or a predicate (qualname, module) -> bool, "
+                         f"got {policy!r}")
+
+    def __call__(self, qualname: str, module: nn.Module) -> bool:
+        if not qualname:
+            return False
+        if self.depth is not None:
+            return qualname.count(".") + 1 >= self.depth
+        return bool(self.predicate(qualname, module))
+
+
+_PET = "pet"  # where site modules live (rewrite.PET_ATTR); never part of a trace
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
+
+
+def _is_torch_nn(module: nn.Module) -> bool:
+    """fx's default leaf rule (modules of torch.nn), minus containers, which are never called."""
+    mod = type(module).__module__
+    return (mod.startswith("torch.nn") or mod.startswith("torch.ao.nn")) and not isinstance(module, _CONTAINERS)
+
+
+def leaf_paths(layer: nn.Module, policy: LeafPolicyLike) -> dict[str, nn.Module]:
+    """The leaves of ``layer`` under ``policy`` (qualname -> module), in module order."""
+    policy = LeafPolicy.of(policy)
+    leaves: dict[str, nn.Module] = {}
+    for name, mod in layer.named_modules():
+        if not name or any(name.startswith(p + ".") for p in leaves):
+            continue
+        if name == _PET or policy(name, mod) or _is_torch_nn(mod):
+            leaves[name] = mod
+    return leaves
+
+
+# ----------------------------------------------------------------------------------------------
+# the traced artefact
+
+
+@dataclass
+class TracedLayer:
+    """A validated fx graph of one layer class, shared by every layer with the same cache key.
+
+    Treat ``graph`` as read-only: rewrites work on ``copy_graph()``.  ``signature`` is the real
+    forward's signature; ``kwargs_name`` the name of its ``**kwargs`` (or None).
+    """
+
+    cls: type
+    policy: LeafPolicy
+    dtype: torch.dtype
+    graph: fx.Graph
+    signature: inspect.Signature
+    kwargs_name: str | None
+    source: str
+    key: tuple = field(repr=False)
+    trace_seconds: float = 0.0
+    validate_seconds: float = 0.0
+    validated: bool = False
+
+    def copy_graph(self) -> fx.Graph:
+        """A private copy of the graph to rewrite (node.meta is copied shallowly)."""
+        return copy.deepcopy(self.graph)
+
+    @property
+    def call_module_targets(self) -> list[str]:
+        return [n.target for n in self.graph.nodes if n.op == "call_module"]
+
+
+_CACHE: dict[tuple, TracedLayer] = {}
+
+
+def clear_cache() -> None:
+    """Forget every traced layer class (tests; or after monkey-patching transformers)."""
+    _CACHE.clear()
+
+
+def cache_info() -> list[TracedLayer]:
+    """The traced layers held in the cache, oldest first."""
+    return list(_CACHE.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# the tracer
+
+
+class _NoValue:
+    """Marks a node whose fake value could not be computed; holds the reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __repr__(self):
+        return f"<no value: {self.reason}>"
+
+
+class _ValueProxy(fx.Proxy):
+    """A Proxy that answers static questions (dtype, device, tuple length) from its fake value."""
+
+    def _value(self, what: str):
+        val = self.node.meta.get("val")
+        if isinstance(val, _NoValue) or "val" not in self.node.meta:
+            reason = val.reason if isinstance(val, _NoValue) else "no value recorded"
+            raise TraceError(f"{what} of '{self.node.name}' needs its value, which is unknown ({reason})")
+        return val
+
+    def __getattr__(self, k):
+        if k in _STATIC_TENSOR_ATTRS:
+            val = self._value(f"'.{k}'")
+            if isinstance(val, torch.Tensor):
+                return getattr(val, k)
+        return super().__getattr__(k)
+
+    def __len__(self):
+        val = self._value("len()")
+        if isinstance(val, (tuple, list)):
+            return len(val)
+        raise TraceError(f"len() of '{self.node.name}' depends on a tensor shape; cannot be traced")
+
+
+class TraceError(Exception):
+    """Internal: why a trace failed (turned into CompileError naming the class)."""
+
+
+class _LazyTraining(fx.Proxy):
+    """``self.training`` of one module: a get_attr node, made on first use."""
+
+    def __init__(self, tracer: "_LayerTracer", qualname: str, value: bool):
+        self.tracer = tracer
+        self._qualname = qualname
+        self._flag = value
+        self._node = None
+
+    @property
+    def node(self):  # noqa: D401 - fx reads .node
+        if self._node is None:
+            target = f"{self._qualname}.training" if self._qualname else "training"
+            self._node = self.tracer.create_proxy("get_attr", target, (), {}).node
+        return self._node
+
+
+class _LayerTracer(fx.Tracer):
+    def __init__(self, policy: LeafPolicy, fake_mode, examples: dict[str, Any]):
+        super().__init__(autowrap_modules=(math,))
+        self._policy = policy
+        self._fake_mode = fake_mode
+        self._examples = examples
+
+    # -- structure --------------------------------------------------------------------------
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return _is_torch_nn(m) or self._policy(qualname, m)
+
+    def create_args_for_root(self, root_fn, is_module, concrete_args=None):
+        # fx inspects one function and calls another when forward is wrapped; unwrap first.
+        root_fn, args = super().create_args_for_root(inspect.unwrap(root_fn), is_module, concrete_args)
+        # The body receives `**kwargs` as a real dict, so that `**kwargs` splats work; its one
+        # entry records the splat in the kwargs of every call it reaches.
+        args = [{SPLAT: a} if isinstance(a, fx.Proxy) and str(a.node.target).startswith("**") else a
+                for a in args]
+        return root_fn, args
+
+    def _proxy_placeholder(self, name, concrete_args, sig, fn_for_analysis):
+        if name.startswith("*") and not name.startswith("**"):
+            raise TraceError(f"a '{name}' parameter cannot be traced")
+        return super()._proxy_placeholder(name, concrete_args, sig, fn_for_analysis)
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _ValueProxy(node, self)
+
+    def to_bool(self, obj):
+        raise TraceError(f"data-dependent control flow on '{obj.node.name}' (a Python `if`, `and`, `or` "
+                         f"or `assert` on a traced value)")
+
+    def iter(self, obj):
+        val = obj._value("iteration") if isinstance(obj, _ValueProxy) else None
+        if isinstance(val, (tuple, list)):
+            return iter([obj[i] for i in range(len(val))])
+        raise TraceError(f"iterating '{obj.node.name}' depends on a tensor shape; cannot be traced")
+
+    def keys(self, obj):
+        raise TraceError(f"'**{obj.node.name}' of a traced value cannot be traced")
+
+    # -- values -----------------------------------------------------------------------------
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+        node = super().create_node(kind, target, args, kwargs, name, None)
+        node.meta["val"] = self._compute(node)
+        return node
+
+    def _compute(self, node: fx.Node):
+        if node.op == "output":
+            return None
+        if node.op == "placeholder":
+            key = node.target.lstrip("*")
+            return {} if node.target.startswith("**") else self._examples.get(key)
+        try:
+            args = map_aggregate(node.args, _val)
+            kwargs = {k: map_aggregate(v, _val) for k, v in node.kwargs.items() if k != SPLAT}
+            for v in _flatten((args, kwargs)):
+                if isinstance(v, _NoValue):
+                    return v
+            with _maybe_revert_all_patches(), self._fake_mode, torch.no_grad():
+                if node.op == "get_attr":
+                    val = _getattr_path(self.root, node.target)
+                    return val._flag if isinstance(val, _LazyTraining) else val
+                if node.op == "call_function":
+                    return node.target(*args, **kwargs)
+                if node.op == "call_method":
+                    return getattr(args[0], node.target)(*args[1:], **kwargs)
+                if node.op == "call_module":
+                    return self.root.get_submodule(node.target)(*args, **kwargs)
+        except Exception as exc:  # recorded; only fatal if someone needs this value
+            return _NoValue(f"{type(exc).__name__}: {exc}")
+        return _NoValue(f"unknown node kind {node.op}")
+
+
+def _val(n):
+    return n.meta.get("val", _NoValue("no value")) if isinstance(n, fx.Node) else n
+
+
+def _flatten(x):
+    if isinstance(x, (tuple, list)):
+        for y in x:
+            yield from _flatten(y)
+    elif isinstance(x, dict):
+        for y in x.values():
+            yield from _flatten(y)
+    else:
+        yield x
+
+
+def _getattr_path(obj, path: str):
+    for atom in path.split("."):
+        obj = getattr(obj, atom)
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------
+# cache key, example inputs
+
+
+def _fingerprint(layer: nn.Module, policy: LeafPolicy) -> tuple:
+    """What, besides the class, decides the traced graph: the module tree down to the leaves and
+    the plain Python attributes of every module whose forward is inlined."""
+    leaves = leaf_paths(layer, policy)
+    items = []
+    for name, mod in layer.named_modules():
+        if name == _PET or any(name.startswith(p + ".") for p in leaves):
+            continue
+        entry: tuple = (name, type(mod))
+        if name not in leaves:
+            attrs = tuple(sorted(
+                (k, v) for k, v in vars(mod).items()
+                if k not in _VOLATILE_ATTRS and isinstance(v, (bool, int, float, str, type(None), torch.dtype))
+            ))
+            entry += (attrs,)
+        items.append(entry)
+    return tuple(items)
+
+
+def layer_dtype(layer: nn.Module) -> torch.dtype:
+    """The dtype a layer runs in: that of its first floating-point parameter (float32 if none)."""
+    for p in layer.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _layer_device(layer: nn.Module) -> torch.device:
+    for p in layer.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def hidden_size(layer: nn.Module) -> int:
+    """Width of the residual stream: in_features of the layer's first nn.Linear."""
+    for mod in layer.modules():
+        if isinstance(mod, nn.Linear):
+            return mod.in_features
+    raise CompileError(f"cannot tell the hidden size of {type(layer).__name__}: it has no nn.Linear; "
+                       f"pass hidden_size=")
+
+
+def _forward_signature(cls: type) -> tuple[Callable, inspect.Signature]:
+    fn = inspect.unwrap(cls.forward)
+    return fn, inspect.signature(fn)
+
+
+def example_inputs(sig: inspect.Signature, d: int, dtype: torch.dtype, device, *, masks: bool,
+                   seed: int = 0, batch: int = 2, length: int = 5, memory: int = 7) -> dict[str, Any]:
+    """Random inputs for a layer forward, by parameter name.
+
+    The first parameter is the hidden states (B, N, d); any other ``*hidden_states`` is a memory
+    (B, M, d); ``*attention_mask`` parameters get an additive 4-D mask (B, 1, N, N or M) with some
+    positions masked when ``masks`` is true, else None; everything else takes its default (or None).
+    """
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    params = [p for p in list(sig.parameters.values())[1:]
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    out: dict[str, Any] = {}
+    for i, p in enumerate(params):
+        if i == 0:
+            out[p.name] = torch.randn(batch, length, d, generator=gen).to(device=device, dtype=dtype)
+        elif p.name.endswith("hidden_states"):
+            out[p.name] = torch.randn(batch, memory, d, generator=gen).to(device=device, dtype=dtype)
+        elif p.name.endswith("attention_mask"):
+            if masks:
+                keys = memory if "encoder" in p.name else length
+                m = torch.zeros(batch, 1, length, keys)
+                m[-1, :, :, -2:] = torch.finfo(dtype).min  # last example: two padded keys
+                out[p.name] = m.to(device=device, dtype=dtype)
+            else:
+                out[p.name] = None
+        else:
+            out[p.name] = None if p.default is inspect.Parameter.empty else p.default
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# code generation (shared with install.py)
+
+
+def generate_source(graph: fx.Graph) -> tuple[str, dict[str, Any]]:
+    """Python source of ``forward(self, ...)`` for ``graph``, with ``**kwargs`` splats restored.
+
+    Returns (source, globals needed to exec it).
+    """
+    for node in graph.nodes:
+        node.type = None  # annotations such as Unpack[TransformersKwargs] only clutter the code
+    code = graph.python_code(root_module="self")
+    src = code.src
+    for node in graph.find_nodes(op="placeholder"):
+        if str(node.target).startswith("**"):
+            src = src.replace(f"{SPLAT} = {node.name}", f"**{node.name}")
+    if SPLAT in src:
+        raise CompileError("internal: a **kwargs splat could not be restored in the generated code")
+    src = "\n".join(line.rstrip() for line in src.strip("\n").splitlines()) + "\n"
+    return src, dict(code.globals)
+
+
+_COUNTER = [0]
+
+
+def compile_forward(src: str, globals_: dict[str, Any], label: str) -> Callable:
+    """Exec generated source into a function; the source is registered with linecache so that
+    tracebacks and debuggers show the generated lines."""
+    _COUNTER[0] += 1
+    filename = f"<vlsurgery generated {label} #{_COUNTER[0]}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    namespace = dict(globals_)
+    exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    fn = namespace["forward"]
+    fn.__qualname__ = f"{label}.forward"
+    return fn
+
+
+# ----------------------------------------------------------------------------------------------
+# trace + validate
+
+
+def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, validate: bool = True,
+                hidden: int | None = None) -> TracedLayer:
+    """The validated graph of ``layer``'s class under ``leaf_policy`` (traced once, then cached).
+
+    Raises :class:`CompileError` naming the class and the reason when the class cannot be traced
+    or the trace does not reproduce the original forward exactly.
+    """
+    policy = LeafPolicy.of(leaf_policy)
+    cls = type(layer)
+    if getattr(cls, "_vls_original_class", None) is not None:
+        raise CompileError(f"{cls.__name__} is already rewritten by vlsurgery; restore it first")
+    dtype = layer_dtype(layer)
+    key = (cls, policy, dtype, _fingerprint(layer, policy))
+    cached = _CACHE.get(key)
+    if cached is not None and (cached.validated or not validate):
+        return cached
+
+    fn, sig = _forward_signature(cls)
+    d = hidden or hidden_size(layer)
+    traced = cached
+    if traced is None:
+        started = time.perf_counter()
+        kwargs_name = next((p.name for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+        try:
+            graph = _trace(layer, policy, sig, d, dtype, _layer_device(layer))
+            src, _ = generate_source(graph)
+        except CompileError:
+            raise
+        except Exception as exc:
+            raise CompileError(f"cannot trace {cls.__qualname__} ({cls.__module__}): {_reason(exc)}") from exc
+        traced = TracedLayer(cls, policy, dtype, graph, sig, kwargs_name, src, key,
+                             trace_seconds=time.perf_counter() - started)
+    if validate:
+        started = time.perf_counter()
+        forward = compile_forward(*generate_source(traced.copy_graph()), cls.__name__)
+        validate_forward(layer, fn, forward, sig, d, what=f"the trace of {cls.__qualname__}")
+        traced.validate_seconds = time.perf_counter() - started
+        traced.validated = True
+    _CACHE[key] = traced
+    return traced
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, TraceError) else text
+
+
+def _trace(layer: nn.Module, policy: LeafPolicy, sig, d, dtype, device) -> fx.Graph:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    real = example_inputs(sig, d, dtype, device, masks=False)
+    examples = {k: (fake_mode.from_tensor(v) if isinstance(v, torch.Tensor) else v) for k, v in real.items()}
+    tracer = _LayerTracer(policy, fake_mode, examples)
+
+    # `self.training` of the layer and of every inlined module becomes a lazy get_attr proxy.
+    leaves = leaf_paths(layer, policy)
+    inlined = {name: mod for name, mod in layer.named_modules()
+               if name not in leaves and not any(name.startswith(p + ".") for p in leaves)}
+    saved = {name: mod.__dict__["training"] for name, mod in inlined.items()}
+    try:
+        for name, mod in inlined.items():
+            mod.__dict__["training"] = _LazyTraining(tracer, name, saved[name])
+        graph = tracer.trace(layer)
+    finally:
+        for name, mod in inlined.items():
+            mod.__dict__["training"] = saved[name]
+
+    # Record what points need and drop the fake values (they pin the fake mode in memory).
+    for node in graph.nodes:
+        val = node.meta.pop("val", None)
+        node.meta["vls_tuple"] = len(val) if isinstance(val, (tuple, list)) else None
+        node.meta["vls_tensor"] = isinstance(val, torch.Tensor)
+        if node.op == "get_attr" and node.target.split(".")[-1] == "training":
+            node.meta["vls_training"] = True
+    _drop_dead_pure_nodes(graph)
+    graph.lint()
+    return graph
+
+
+def _drop_dead_pure_nodes(graph: fx.Graph) -> None:
+    """Remove unused getitem/get_attr nodes (e.g. the `_` of `hidden, _ = self.self_attn(...)`)."""
+    import operator
+
+    for node in reversed(list(graph.nodes)):
+        if node.users:
+            continue
+        if node.op == "get_attr" or (node.op == "call_function" and node.target is operator.getitem):
+            graph.erase_node(node)
+
+
+def validate_forward(layer: nn.Module, original: Callable, generated: Callable, sig, d: int, *,
+                     what: str) -> None:
+    """Run ``original(layer, ...)`` and ``generated(layer, ...)`` on the same random inputs in eval
+    mode (with and without masks) and in train mode with a fixed seed; outputs must be
+    ``torch.equal``.  The layer's mode and the global RNG state are left as they were."""
+    was_training = layer.training
+    dtype, device = layer_dtype(layer), _layer_device(layer)
+    runs = [(False, False), (False, True), (True, False)]
+    try:
+        for train, masks in runs:
+            inputs = example_inputs(sig, d, dtype, device, masks=masks, seed=1)
+            layer.train(train)
+            outs = []
+            for fn in (original, generated):
+                with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
+                    torch.manual_seed(1234)
+                    try:
+                        outs.append(fn(layer, **inputs))
+                    except Exception as exc:
+                        side = "the original forward" if fn is original else "the traced forward"
+                        raise CompileError(f"validation of {what} failed: {side} raised "
+                                           f"{type(exc).__name__}: {exc} "
+                                           f"({'train' if train else 'eval'} mode{', with masks' if masks else ''})"
+                                           ) from exc
+            problem = _compare(outs[0], outs[1])
+            if problem:
+                raise CompileError(f"validation of {what} failed in {'train' if train else 'eval'} mode"
+                                   f"{' with masks' if masks else ''}: {problem}")
+    finally:
+        layer.train(was_training)
+
+
+def _compare(a, b, where: str = "output") -> str | None:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return f"{where}: {type(a).__name__} vs {type(b).__name__}"
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return f"{where}: shape/dtype {tuple(a.shape)}/{a.dtype} vs {tuple(b.shape)}/{b.dtype}"
+        if not torch.equal(a, b):
+            return f"{where}: values differ (max abs diff {(a.double() - b.double()).abs().max().item():.3g})"
+        return None
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        if len(a) != len(b):
+            return f"{where}: {len(a)} vs {len(b)} elements"
+        for i, (x, y) in enumerate(zip(a, b)):
+            problem = _compare(x, y, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if a is None and b is None:
+        return None
+    if type(a) is not type(b):
+        return f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    return None
