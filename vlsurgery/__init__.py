@@ -1,1 +1,49 @@
-"""vlsurgery: a declarative model-surgery language and compiler for parameter-efficient tuning."""
+"""vlsurgery: a declarative model-surgery language and compiler for parameter-efficient tuning.
+
+A PET design is a spec, written in the ``.vls`` DSL or in YAML::
+
+    backbone bart-base
+    projector feat_dim=2048
+    train encoder.layernorm, projector
+    encoder.{self_attn,ffn}: adapter r=96 heads=4 granularity=large
+    decoder.cross_attn.v: lite r=96
+
+and the pipeline has one package per stage::
+
+    vlsurgery.spec       text (DSL/YAML) -> typed immutable IR; printer; validation; extends
+    vlsurgery.methods    the PET modules (VL-PET gates, adapters, LoRA, Compacter, ...) and their
+                         hyperparameter schema and count formulas, in one registry
+    vlsurgery.profiles   backbone profiles (role -> dataflow points), presets, spec + backbone -> Plan,
+                         exact parameter counts from the plan alone
+    vlsurgery.compiler   torch.fx: trace layers, insert the site modules at their X/H points,
+                         install by class change, prepend visual/prompt tokens, freeze
+    vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, compile, demo)
+
+The public API::
+
+    spec = vlsurgery.load("specs/paper/bart-base/vl-pet-large.vls")    # or parse(text)
+    vlsurgery.count(spec).trainable_percent                           # 4.1611 on bart-base
+    model = vlsurgery.compile(spec, model)                            # a Hugging Face model, in place
+
+Importing ``vlsurgery`` does not import torch; ``compile`` does, on first use.
+"""
+
+from vlsurgery.errors import (BackboneError, CompileError, ResolutionError, SpecError, SpecSyntaxError, UsageError,
+                              VLSurgeryError)
+from vlsurgery.profiles import count, load_backbone, plan
+from vlsurgery.spec import Spec, dumps, load, parse
+
+
+def compile(spec, model, *, seed=None):
+    """Apply ``spec`` to ``model`` (a Hugging Face seq2seq model) in place and return it.
+
+    The base is frozen except what the spec's ``train`` names; every added module trains.  On any
+    error the model is left exactly as it was.  See :mod:`vlsurgery.compiler.compile`.
+    """
+    from vlsurgery.compiler.compile import compile as _compile
+
+    return _compile(spec, model, seed=seed)
+
+
+__all__ = ["BackboneError", "CompileError", "ResolutionError", "Spec", "SpecError", "SpecSyntaxError", "UsageError",
+           "VLSurgeryError", "compile", "count", "dumps", "load", "load_backbone", "parse", "plan"]

@@ -24,6 +24,8 @@ positions and the text follows them; T5's relative position bias has no such eff
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -59,8 +61,9 @@ class PrefixTokens(nn.Module):
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
-def _encoder_forward(self, input_ids=None, attention_mask=None, inputs_embeds=None,
-                     vis_feats=None, vis_boxes=None, vis_image_ids=None, **kwargs):
+def _encoder_forward(
+        self, input_ids=None, attention_mask=None, inputs_embeds=None,
+        vis_feats=None, vis_boxes=None, vis_image_ids=None, **kwargs):
     if inputs_embeds is None and input_ids is not None:
         inputs_embeds = self.embed_tokens(input_ids)
     if inputs_embeds is not None:
@@ -95,7 +98,8 @@ def _subclass(original: type, role: str, forward) -> type:
     if key not in _CLASSES:
         _CLASSES[key] = type(original.__name__, (original,), {
             "forward": forward, "__module__": original.__module__, "__qualname__": original.__qualname__,
-            "__doc__": original.__doc__, "_vls_original_class": original})
+            "__doc__": original.__doc__, "_vls_original_class": original,
+            "_vls_source": inspect.getsource(forward).replace(forward.__name__, "forward", 1)})
     return _CLASSES[key]
 
 

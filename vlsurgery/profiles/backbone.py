@@ -170,3 +170,26 @@ def _auto_config(source: str, name: str):
         raise BackboneError(f"unknown backbone '{name}': not a preset, a local model directory, or a hub model "
                             f"available offline ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})."
                             f"{hint} Presets: {', '.join(preset_names())}") from exc
+
+
+def load_model(backbone, *, seed: int = 0):
+    """A seq2seq model for a backbone: pretrained weights from a local directory or the hub cache,
+    random weights (seeded) for a preset, which carries an architecture but no weights.
+
+    Returns ``(model, pretrained)``.
+    """
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    b = load_backbone(backbone)
+    if b.model is not None:
+        return b.model, True
+    if b.preset is None:
+        try:
+            return AutoModelForSeq2SeqLM.from_pretrained(b.name), True
+        except Exception as exc:  # no weights available offline: say so, don't train on noise silently
+            raise BackboneError(f"cannot load the weights of '{b.name}' ({type(exc).__name__}); use a preset "
+                                f"({', '.join(preset_names())}) for random weights") from exc
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoModelForSeq2SeqLM.from_config(b.config), False
