@@ -62,9 +62,12 @@ class Problem:
         where = f"{self.span}: " if self.span else ""
         lines = [f"{where}{self.severity}: {self.message}"]
         if self.span and text is not None:
-            source_lines = text.splitlines()
+            # Lines end at "\n" only, as the DSL's lexer and the YAML reader count them (splitlines()
+            # would also split at form feeds and other separators); tabs show as one space so the
+            # caret stays under the column it points at.
+            source_lines = text.split("\n")
             if 1 <= self.span.line <= len(source_lines):
-                line = source_lines[self.span.line - 1]
+                line = source_lines[self.span.line - 1].rstrip("\r").replace("\t", " ")
                 width = 1
                 if self.span.end_line == self.span.line and self.span.end_column:
                     width = max(1, self.span.end_column - self.span.column)

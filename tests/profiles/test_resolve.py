@@ -13,7 +13,7 @@ from vlsurgery.spec import parse
 def ir(text):
     """The IR of a text without spec-level validation (which catches some of these problems first:
     resolution must catch them too, for Specs built directly)."""
-    from vlsurgery.spec.load import read
+    from vlsurgery.spec.loader import read
 
     spec, _, failed, _ = read(text)
     assert not failed

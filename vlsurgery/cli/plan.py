@@ -32,7 +32,7 @@ def resolve_for_cli(args):
     """Load the spec, resolve it, print every warning (spec-level and backbone-level) to stderr."""
     from vlsurgery.profiles import count_plan
     from vlsurgery.profiles.resolve import resolve
-    from vlsurgery.spec.load import load_with_problems
+    from vlsurgery.spec.loader import load_with_problems
 
     spec, warnings, texts, _ = load_with_problems(args.spec)
     plan = resolve(spec, args.backbone)

@@ -29,7 +29,7 @@ def load_spec(spec):
 
     if isinstance(spec, Spec):
         return spec
-    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and "\n" not in spec and (
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and spec.strip() and "\n" not in spec and (
             Path(spec).suffix in (".vls", ".yaml", ".yml") or Path(spec).exists())):
         return load(spec)
     if isinstance(spec, (str, bytes)):

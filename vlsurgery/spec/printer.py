@@ -1,0 +1,155 @@
+"""IR -> canonical DSL text.  ``parse(dumps_dsl(spec)) == spec`` for every Spec.
+
+Canonical layout: ``backbone`` and ``extends``; the lets; ``projector`` and one ``train`` line;
+then the statements in order, one per line; a blank line between these groups.  Within a line
+everything is in the IR's normal order (alternatives and parameters sorted).  Values print as
+written (``middleY`` stays ``middleY``): the IR records what the user said, the summary of
+``vlsurgery check`` shows what it means.
+
+Comments (``#``) are not part of the IR; :func:`dumps_dsl` re-attaches those it is given, each to
+the declaration that follows it (or that ends on its line), which is what ``vlsurgery fmt`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from vlsurgery.spec.dsl import KEYWORDS, quote
+from vlsurgery.spec.ir import Address, Index, Param, Ref, Segment, Spec, Statement
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@+:-]*")
+
+
+def value_text(value) -> str:
+    """A value as the DSL writes it: ``96``, ``0.3``, ``true``, ``vector``, ``"a b"``, ``$r``."""
+    if isinstance(value, Ref):
+        return f"${value.name}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} has no DSL spelling: values must be finite numbers")
+        return repr(value)
+    if _NAME.fullmatch(value) and value not in ("true", "false"):
+        return value
+    return quote(value)
+
+
+def word_text(word: str) -> str:
+    """A backbone name or path: bare when it reads unambiguously, else quoted."""
+    return word if _BARE_PATH.fullmatch(word) else quote(word)
+
+
+def _layer_text(item) -> str:
+    if isinstance(item, Index):
+        return str(item.value)
+    return f"{'' if item.start is None else item.start}:{'' if item.stop is None else item.stop}"
+
+
+def segment_text(segment: Segment) -> str:
+    if segment.names is None:
+        text = "*"
+    elif len(segment.names) == 1:
+        text = segment.names[0]
+    else:
+        text = "{" + ",".join(segment.names) + "}"
+    if segment.layers is not None:
+        text += "[" + ",".join(_layer_text(i) for i in segment.layers) + "]"
+    return text
+
+
+def address_text(address: Address) -> str:
+    return ".".join(segment_text(s) for s in address.segments)
+
+
+def params_text(params: tuple[Param, ...]) -> str:
+    return " ".join(f"{p.key}={value_text(p.value)}" for p in params)
+
+
+def statement_text(stmt: Statement) -> str:
+    parts = [address_text(stmt.target) + ":"]
+    if stmt.method is not None:
+        parts.append(stmt.method)
+    if stmt.params:
+        parts.append(params_text(stmt.params))
+    return " ".join(parts)
+
+
+def _groups(spec: Spec):
+    """Groups of ``(text, [spans of the IR elements it prints])``, blank lines between groups."""
+    head = []
+    if spec.backbone is not None:
+        head.append((f"backbone {word_text(spec.backbone)}", []))
+    if spec.extends is not None:
+        head.append((f"extends {quote(spec.extends)}", []))
+    lets = [(f"let {p.key} = {value_text(p.value)}", [p.span]) for p in spec.lets]
+    extras = []
+    if spec.projector is not None:
+        extras.append((" ".join(["projector"] + ([params_text(spec.projector.params)] if spec.projector.params else [])),
+                       [spec.projector.span]))
+    if spec.train:
+        extras.append(("train " + ", ".join(address_text(a) for a in spec.train), [a.span for a in spec.train]))
+    statements = [(statement_text(s), [s.span]) for s in spec.statements]
+    return [g for g in (head, lets, extras, statements) if g]
+
+
+def _attach(groups, comments):
+    """Give each comment to a printed line: comments above everything stay on top; a comment on
+    the line of an element trails it; any other leads the first element written after it; the
+    rest end the file."""
+    elements = []  # (first line, last line, group index, line index)
+    for g, group in enumerate(groups):
+        for k, (_, spans) in enumerate(group):
+            spans = [sp for sp in spans if sp is not None]
+            if spans:
+                elements.append((min(sp.line for sp in spans), max(sp.end_line or sp.line for sp in spans), g, k))
+    leading: dict = {}
+    trailing: dict = {}
+    rest = []
+    first_line = min((e[0] for e in elements), default=None)
+    for line, text in sorted(comments):
+        if first_line is not None and line < first_line:  # the file's header stays on top
+            leading.setdefault((0, 0), []).append(text)
+            continue
+        same = [e for e in elements if e[0] <= line <= e[1]]
+        after = [e for e in elements if e[0] > line]
+        if same:
+            trailing.setdefault(min(same)[2:], []).append(text)
+        elif after:
+            leading.setdefault(min(after)[2:], []).append(text)
+        else:
+            rest.append(text)
+    return leading, trailing, rest
+
+
+def dumps_dsl(spec: Spec, comments: list[tuple[int, str]] | None = None, spans: dict | None = None) -> str:
+    """Canonical DSL text of a spec.
+
+    ``comments`` are ``(line, text)`` pairs from the source; ``spans`` gives the spans of the
+    backbone/extends declarations (``{"backbone": Span, ...}``), which the IR does not keep.
+    """
+    groups = _groups(spec)
+    if groups and spans:
+        head = groups[0]
+        for k, key in enumerate(k for k in ("backbone", "extends") if getattr(spec, k) is not None):
+            if key in spans and k < len(head) and head[k][0].startswith(key):
+                head[k][1].append(spans[key])
+    leading, trailing, rest = _attach(groups, comments or [])
+    out: list[str] = []
+    for g, group in enumerate(groups):
+        if g:
+            out.append("")
+        for k, (text, _) in enumerate(group):
+            out += leading.get((g, k), [])
+            out.append("  ".join([text] + trailing.get((g, k), [])))
+    if rest:
+        out += ([""] if out else []) + rest
+    return "\n".join(out) + "\n" if out else ""
+
+
+__all__ = ["KEYWORDS", "address_text", "dumps_dsl", "params_text", "segment_text", "statement_text",
+           "value_text", "word_text"]
