@@ -19,9 +19,9 @@ def error_text(text, source="design.vls", format=None, cls=SpecError):
 
 GOLDEN = [
     ("encoder.self_attn: adaptr r=8\n", """\
-design.vls:1:1: error: unknown method 'adaptr'
+design.vls:1:20: error: unknown method 'adaptr'
   | encoder.self_attn: adaptr r=8
-  | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  |                    ^^^^^^
   = expected one of: adapter, compacter, gate, ia3, lite, lora, none, prompt
   = did you mean 'adapter'?"""),
     ("encoder.self_attn: adapter hedas=4\n", """\

@@ -187,7 +187,8 @@ class _ToIR(Transformer):
     def site(self, meta, children):
         address, method, *params = children
         return ("site", Statement(address, None if method is None else str(method), tuple(params),
-                                  span=_span(self.source, meta)), None)
+                                  span=_span(self.source, meta),
+                                  method_span=None if method is None else _span(self.source, method)), None)
 
     def start(self, children):
         return children

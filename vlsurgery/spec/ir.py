@@ -122,6 +122,7 @@ class Statement:
     method: str | None
     params: tuple[Param, ...] = ()
     span: Span | None = span_field()
+    method_span: Span | None = span_field()   # where the method name is written, for errors about it
 
     def __post_init__(self):
         object.__setattr__(self, "params", _sorted_params(self.params))

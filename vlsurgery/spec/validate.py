@@ -192,7 +192,7 @@ def _check_statement(stmt: Statement, index, earlier, lets, strict, out):
     address_ok = _check_address(stmt.target, out)
     site_kind = kind(stmt.target)
     method = stmt.method
-    if method is not None and not _check_name(method, METHOD_PARAMS, "method", stmt.span, out,
+    if method is not None and not _check_name(method, METHOD_PARAMS, "method", stmt.method_span or stmt.span, out,
                                               expected=_choices(sorted(METHOD_PARAMS))):
         return
     if method is None:

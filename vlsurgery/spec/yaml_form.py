@@ -221,7 +221,8 @@ class _Reader:
         address = self.address(at, "at")
         if address is None:
             return None
-        return Statement(address, method, tuple(params), span=self.span(node))
+        return Statement(address, method, tuple(params), span=self.span(node),
+                         method_span=self.span(method_node) if method_node is not None else None)
 
 
 def _is_null(node) -> bool:

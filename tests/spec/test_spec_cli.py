@@ -53,7 +53,7 @@ def test_check_errors(specs, capsys):
     (specs / "bad.vls").write_text("encoder.ffn: adaptr\nencoder.ffn: adapter hedas=4\n")
     status, out, err = run(capsys, "check", "bad.vls")
     assert status == 1 and out == ""
-    assert err.startswith("2 problems in spec\nbad.vls:1:1: error: unknown method 'adaptr'")
+    assert err.startswith("2 problems in spec\n") and "bad.vls:1:14: error: unknown method 'adaptr'" in err
     assert "did you mean 'heads'?" in err
 
 
