@@ -17,13 +17,17 @@ and the pipeline has one package per stage::
                          exact parameter counts from the plan alone
     vlsurgery.compiler   torch.fx: trace layers, insert the site modules at their X/H points,
                          install by class change, prepend visual/prompt tokens, freeze
-    vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, compile, demo)
+    vlsurgery.compare    semantic diff of two designs (sites, extras, parameter deltas)
+    vlsurgery.testing    hypothesis strategies and property assertions (needs hypothesis)
+    vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, diff, compile, demo)
 
 The public API::
 
     spec = vlsurgery.load("specs/paper/bart-base/vl-pet-large.vls")    # or parse(text)
     vlsurgery.count(spec).trainable_percent                           # 4.1611 on bart-base
     model = vlsurgery.compile(spec, model)                            # a Hugging Face model, in place
+    d = vlsurgery.diff("specs/paper/bart-base/vl-pet-small.vls", spec)  # what changed, what it costs
+    d.trainable_delta, print(d)                                        # 1761396; a table
 
 Importing ``vlsurgery`` does not import torch; ``compile`` does, on first use.
 """
@@ -45,5 +49,16 @@ def compile(spec, model, *, seed=None):
     return _compile(spec, model, seed=seed)
 
 
+def diff(a, b, backbone=None):
+    """What changed from design ``a`` to design ``b`` and what it costs, on their resolved plans.
+
+    Returns a :class:`vlsurgery.compare.Diff` (``.identical``, ``.site_changes``, ``.spec_changes``,
+    ``.trainable_delta``, ``.render()``, ``.markdown()``, ``.to_json()``).  See :mod:`vlsurgery.compare`.
+    """
+    from vlsurgery.compare import diff as _diff
+
+    return _diff(a, b, backbone)
+
+
 __all__ = ["BackboneError", "CompileError", "ResolutionError", "Spec", "SpecError", "SpecSyntaxError", "UsageError",
-           "VLSurgeryError", "compile", "count", "dumps", "load", "load_backbone", "parse", "plan"]
+           "VLSurgeryError", "compile", "count", "diff", "dumps", "load", "load_backbone", "parse", "plan"]
