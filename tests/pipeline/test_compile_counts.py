@@ -30,3 +30,17 @@ def test_compiled_counts_equal_prediction(path: Path, backbone: str):
     total = sum(p.numel() for p in model.parameters())
     assert (trainable, total) == (predicted.trainable, predicted.total)
     assert sum(s.trainable for s in predicted.sites) <= predicted.trainable
+
+
+def test_a_model_instance_is_counted_as_it_is():
+    """transformers 5 builds T5 with a tied lm_head even when the config says untied (a checkpoint
+    would load its own): given the model itself, the count follows the model, not the config."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
+                      tie_word_embeddings=False, decoder_start_token_id=0)
+    model = T5ForConditionalGeneration(config)
+    predicted = profiles.count("encoder.ffn: adapter r=4", model)
+    compile("encoder.ffn: adapter r=4", model)
+    assert predicted.total == sum(p.numel() for p in model.parameters())
+    assert predicted.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -16,6 +16,7 @@ lists the supported families.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 from functools import lru_cache
@@ -135,7 +136,10 @@ def load_backbone(backbone) -> Backbone:
     config = getattr(backbone, "config", None)
     if isinstance(config, PretrainedConfig):
         name = getattr(config, "name_or_path", "") or type(backbone).__name__
-        return Backbone(name, profile_of(config), config, model=backbone)
+        # The model itself is the truth about its parameters (e.g. whether lm_head is tied).
+        actual = tuple((n, tuple(p.shape)) for n, p in backbone.named_parameters())
+        profile = dataclasses.replace(profile_of(config), parameter_shapes=actual)
+        return Backbone(name, profile, config, model=backbone)
     raise BackboneError(f"cannot use a {type(backbone).__name__} as a backbone: expected a preset name, a hub "
                         "name, a local model directory, a PretrainedConfig or a model")
 

@@ -85,7 +85,8 @@ def slots(profile: Profile) -> list[Slot]:
     d = profile.d_model
     out = []
     for stack in profile.stacks:
-        out.append(Slot(f"{stack.name}.input", stack.name, None, "input", None, "input", None, SiteDims(d, d)))
+        if stack.name == "encoder":  # the decoder's input is the text being generated: nothing to prepend
+            out.append(Slot(f"{stack.name}.input", stack.name, None, "input", None, "input", None, SiteDims(d, d)))
         for i in range(stack.n_layers):
             module = stack.layer_module(i)
             for sub in stack.sublayers:
@@ -159,6 +160,10 @@ def match(address, profile: Profile, by_key: dict, bb: str, issues: _Problems, w
                 return []
             if len(segs) > 2:
                 issues.add(f"{what}: {stack.name}.input has no projections", span)
+                return []
+            if (stack.name, None, "input", None, None) not in by_key:
+                issues.add(f"{what}: tokens can only be prepended to the encoder's input (write encoder.input); "
+                           f"the {stack.name}'s input is the text being generated", span)
                 return []
             found.append(by_key[(stack.name, None, "input", None, None)])
             continue
