@@ -22,8 +22,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@+:-]*")
 
 
-def value_text(value) -> str:
-    """A value as the DSL writes it: ``96``, ``0.3``, ``true``, ``vector``, ``"a b"``, ``$r``."""
+def scalar_text(value) -> str | None:
+    """A reference, boolean or number as both forms write it (``$r``, ``true``, ``96``, ``0.3``);
+    None for a string, which each form quotes its own way."""
     if isinstance(value, Ref):
         return f"${value.name}"
     if isinstance(value, bool):
@@ -32,8 +33,16 @@ def value_text(value) -> str:
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{value} has no DSL spelling: values must be finite numbers")
+            raise ValueError(f"{value} has no spelling in a spec: values must be finite numbers")
         return repr(value)
+    return None
+
+
+def value_text(value) -> str:
+    """A value as the DSL writes it: ``96``, ``0.3``, ``true``, ``vector``, ``"a b"``, ``$r``."""
+    scalar = scalar_text(value)
+    if scalar is not None:
+        return scalar
     if _NAME.fullmatch(value) and value not in ("true", "false"):
         return value
     return quote(value)

@@ -146,16 +146,25 @@ def _literal(value, lets, strict):
                              hint=did_you_mean(value.name, lets) or (f"bind it with: let {value.name} = ..."))
 
 
+def first_of_each(items, out: list[Problem], what: str, expected: str) -> list:
+    """``items`` (Params) without repeated keys; each repeat becomes a Problem pointing at the first."""
+    first: dict = {}
+    kept = []
+    for item in items:
+        if item.key in first:
+            out.append(Problem(what.format(key=item.key), item.span, expected=expected,
+                               hint=f"the first is at {first[item.key]}" if first[item.key] else None))
+            continue
+        first[item.key] = item.span
+        kept.append(item)
+    return kept
+
+
 def check_params(params, specs: dict, what: str, lets: dict, strict: bool, out: list[Problem]) -> dict | None:
     """Check keys and values against a schema; the coerced values, or None if any is unknown."""
-    values, seen, complete = {}, {}, True
-    for p in params:
+    values, complete = {}, True
+    for p in first_of_each(params, out, "duplicate parameter '{key}'", "each key once per statement"):
         span = p.span
-        if p.key in seen:
-            out.append(Problem(f"duplicate parameter '{p.key}'", span, expected="each key once per statement",
-                               hint=f"the first is at {seen[p.key]}" if seen[p.key] else None))
-            continue
-        seen[p.key] = span
         if not _check_name(p.key, specs, f"parameter", span, out, expected=_choices(sorted(specs)),
                            extra_hint=None):
             out[-1] = Problem(f"unknown parameter '{p.key}' for {what}", span, out[-1].expected, out[-1].hint)
@@ -222,13 +231,7 @@ def _kind_words(site_kind: str) -> str:
 
 
 def _check_methodless(stmt, specs, site_kind, lets, strict, out):
-    seen = {}
-    for p in stmt.params:
-        if p.key in seen:
-            out.append(Problem(f"duplicate parameter '{p.key}'", p.span, expected="each key once per statement",
-                               hint=f"the first is at {seen[p.key]}"))
-            continue
-        seen[p.key] = p.span
+    for p in first_of_each(stmt.params, out, "duplicate parameter '{key}'", "each key once per statement"):
         if p.key not in specs:
             out.append(Problem(f"unknown parameter '{p.key}' (no method that fits {_kind_words(site_kind)} has it)",
                                p.span, expected=_choices(sorted(specs)), hint=did_you_mean(p.key, specs)))
@@ -245,13 +248,8 @@ def _check_methodless(stmt, specs, site_kind, lets, strict, out):
 
 
 def _check_lets(spec: Spec, strict: bool, out) -> dict:
-    lets, first = {}, {}
-    for let in spec.lets:
-        if let.key in first:
-            out.append(Problem(f"'{let.key}' is bound twice", let.span, expected="one let per name",
-                               hint=f"the first is at {first[let.key]}"))
-            continue
-        first[let.key] = let.span
+    lets = {}
+    for let in first_of_each(spec.lets, out, "'{key}' is bound twice", "one let per name"):
         if isinstance(let.value, Ref):
             out.append(Problem(f"let {let.key} refers to ${let.value.name}; a let value must be a literal",
                                let.value.span or let.span, expected="a number, true/false, a name or a quoted string"))

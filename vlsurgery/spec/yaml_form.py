@@ -22,7 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from vlsurgery.errors import Problem, Span, did_you_mean
 from vlsurgery.spec import dsl
 from vlsurgery.spec.ir import Param, Projector, Ref, Spec, Statement
-from vlsurgery.spec.printer import address_text
+from vlsurgery.spec.printer import address_text, scalar_text
 
 TOP_KEYS = ("backbone", "extends", "let", "projector", "train", "sites")
 _TAG = "tag:yaml.org,2002:"
@@ -292,21 +292,13 @@ def _yaml_str(text: str) -> str:
 
 
 def yaml_value(value) -> str:
-    if isinstance(value, Ref):
-        return f"${value.name}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value} has no spelling in a spec: values must be finite numbers")
-        text = repr(value)
-        if "e" in text and "." not in text.split("e")[0]:
-            mantissa, exponent = text.split("e")
-            text = f"{mantissa}.0e{exponent}"
-        return text
-    return _yaml_str(value)
+    text = scalar_text(value)
+    if text is None:
+        return _yaml_str(value)
+    if isinstance(value, float) and "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")  # YAML 1.1 reads 1e-05 as a string, 1.0e-05 as a number
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 def _params(params, indent) -> list[str]:
