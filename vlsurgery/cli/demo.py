@@ -60,9 +60,9 @@ def run(args) -> int:
 
     torch.set_num_threads(1)  # tiny matrices: threads only add overhead
     spec_path = args.spec or str(spec_library() / "examples" / "demo-t5.vls")
+    title = args.spec or "specs/examples/demo-t5.vls (shipped with vlsurgery)"
     predicted = count(spec_path, args.backbone)
-    print(f"# {spec_path}\n")
-    print(render_count(predicted, spec_path))
+    print(render_count(predicted, title))
     if predicted.plan.projector is None:
         print("vlsurgery demo: the design needs a `projector` (the demo task is visual)")
         return 2
