@@ -10,7 +10,8 @@ from torch import nn
 
 from compiler_cases import D, bart, stacks, t5
 from vlsurgery.compiler import LeafPolicy, clear_cache, leaf_paths, trace_layer
-from vlsurgery.compiler.trace import compile_forward, example_inputs, generate_source, validate_forward
+from vlsurgery.compiler.codegen import compile_forward, generate_source
+from vlsurgery.compiler.validation import example_inputs, validate_forward
 from vlsurgery.errors import CompileError
 
 LAYERS = {

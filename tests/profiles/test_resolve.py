@@ -161,3 +161,12 @@ def test_backbone_override_and_spec_backbone():
 def test_lets_are_bound_before_resolution():
     p = P("let r = 12\nencoder.ffn: adapter r=$r heads=3")
     assert p.site("encoder[0].ffn").params.r == 12
+
+
+def test_a_new_granularity_drops_the_old_gates_details():
+    """`granularity=none` after a matrix gate turns the gate off; it does not keep its gate_r."""
+    p = P("encoder.ffn: adapter r=8 granularity=matrix gate_r=2 gate_init=zero\nencoder.ffn: granularity=none")
+    site = p.sites[0]
+    assert (site.params.granularity, site.params.gate_r, site.params.gate_init) == ("none", None, "default")
+    kept = P("encoder.ffn: adapter r=8 granularity=matrix gate_r=2\nencoder.ffn: heads=2")
+    assert kept.sites[0].params.gate_r == 2

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from torch import fx, nn
 
-from vlsurgery.compiler.trace import compile_forward, generate_source
+from vlsurgery.compiler.codegen import compile_forward, generate_source
 from vlsurgery.errors import CompileError
 
 _LAYER_CLASSES: dict[tuple[type, str], type] = {}

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import linecache
 import math
 import time
 from dataclasses import dataclass, field
@@ -49,11 +48,10 @@ from torch import fx, nn
 from torch.fx._symbolic_trace import _maybe_revert_all_patches
 from torch.fx.node import map_aggregate
 
+from vlsurgery.compiler.codegen import SPLAT, compile_forward, generate_source
+from vlsurgery.compiler.validation import example_inputs, layer_device, layer_dtype, validate_forward
 from vlsurgery.errors import CompileError, UsageError
 
-#: Key under which a ``**kwargs`` splat is recorded in a node's kwargs while tracing; code
-#: generation turns ``<SPLAT> = kwargs`` back into ``**kwargs``.
-SPLAT = "_vls_splat_kwargs_"
 
 #: Tensor attributes answered from the fake value at trace time (they decide dtype branches).
 #: Shapes are deliberately *not* in this set: they vary between calls.
@@ -354,20 +352,6 @@ def _fingerprint(layer: nn.Module, policy: LeafPolicy) -> tuple:
     return tuple(items)
 
 
-def layer_dtype(layer: nn.Module) -> torch.dtype:
-    """The dtype a layer runs in: that of its first floating-point parameter (float32 if none)."""
-    for p in layer.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
-
-
-def _layer_device(layer: nn.Module) -> torch.device:
-    for p in layer.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 def hidden_size(layer: nn.Module) -> int:
     """Width of the residual stream: in_features of the layer's first nn.Linear."""
     for mod in layer.modules():
@@ -380,74 +364,6 @@ def hidden_size(layer: nn.Module) -> int:
 def _forward_signature(cls: type) -> tuple[Callable, inspect.Signature]:
     fn = inspect.unwrap(cls.forward)
     return fn, inspect.signature(fn)
-
-
-def example_inputs(sig: inspect.Signature, d: int, dtype: torch.dtype, device, *, masks: bool,
-                   seed: int = 0, batch: int = 2, length: int = 5, memory: int = 7) -> dict[str, Any]:
-    """Random inputs for a layer forward, by parameter name.
-
-    The first parameter is the hidden states (B, N, d); any other ``*hidden_states`` is a memory
-    (B, M, d); ``*attention_mask`` parameters get an additive 4-D mask (B, 1, N, N or M) with some
-    positions masked when ``masks`` is true, else None; everything else takes its default (or None).
-    """
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    params = [p for p in list(sig.parameters.values())[1:]
-              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    out: dict[str, Any] = {}
-    for i, p in enumerate(params):
-        if i == 0:
-            out[p.name] = torch.randn(batch, length, d, generator=gen).to(device=device, dtype=dtype)
-        elif p.name.endswith("hidden_states"):
-            out[p.name] = torch.randn(batch, memory, d, generator=gen).to(device=device, dtype=dtype)
-        elif p.name.endswith("attention_mask"):
-            if masks:
-                keys = memory if "encoder" in p.name else length
-                m = torch.zeros(batch, 1, length, keys)
-                m[-1, :, :, -2:] = torch.finfo(dtype).min  # last example: two padded keys
-                out[p.name] = m.to(device=device, dtype=dtype)
-            else:
-                out[p.name] = None
-        else:
-            out[p.name] = None if p.default is inspect.Parameter.empty else p.default
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# code generation (shared with install.py)
-
-
-def generate_source(graph: fx.Graph) -> tuple[str, dict[str, Any]]:
-    """Python source of ``forward(self, ...)`` for ``graph``, with ``**kwargs`` splats restored.
-
-    Returns (source, globals needed to exec it).
-    """
-    for node in graph.nodes:
-        node.type = None  # annotations such as Unpack[TransformersKwargs] only clutter the code
-    code = graph.python_code(root_module="self")
-    src = code.src
-    for node in graph.find_nodes(op="placeholder"):
-        if str(node.target).startswith("**"):
-            src = src.replace(f"{SPLAT} = {node.name}", f"**{node.name}")
-    if SPLAT in src:
-        raise CompileError("internal: a **kwargs splat could not be restored in the generated code")
-    src = "\n".join(line.rstrip() for line in src.strip("\n").splitlines()) + "\n"
-    return src, dict(code.globals)
-
-
-_COUNTER = [0]
-
-
-def compile_forward(src: str, globals_: dict[str, Any], label: str) -> Callable:
-    """Exec generated source into a function; the source is registered with linecache so that
-    tracebacks and debuggers show the generated lines."""
-    _COUNTER[0] += 1
-    filename = f"<vlsurgery generated {label} #{_COUNTER[0]}>"
-    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    namespace = dict(globals_)
-    exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - our own generated code
-    fn = namespace["forward"]
-    fn.__qualname__ = f"{label}.forward"
-    return fn
 
 
 # ----------------------------------------------------------------------------------------------
@@ -478,7 +394,7 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, validate: bool
         started = time.perf_counter()
         kwargs_name = next((p.name for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD), None)
         try:
-            graph = _trace(layer, policy, sig, d, dtype, _layer_device(layer))
+            graph = _trace(layer, policy, sig, d, dtype, layer_device(layer))
             src, _ = generate_source(graph)
         except CompileError:
             raise
@@ -545,57 +461,3 @@ def _drop_dead_pure_nodes(graph: fx.Graph) -> None:
             graph.erase_node(node)
 
 
-def validate_forward(layer: nn.Module, original: Callable, generated: Callable, sig, d: int, *,
-                     what: str) -> None:
-    """Run ``original(layer, ...)`` and ``generated(layer, ...)`` on the same random inputs in eval
-    mode (with and without masks) and in train mode with a fixed seed; outputs must be
-    ``torch.equal``.  The layer's mode and the global RNG state are left as they were."""
-    was_training = layer.training
-    dtype, device = layer_dtype(layer), _layer_device(layer)
-    runs = [(False, False), (False, True), (True, False)]
-    try:
-        for train, masks in runs:
-            inputs = example_inputs(sig, d, dtype, device, masks=masks, seed=1)
-            layer.train(train)
-            outs = []
-            for fn in (original, generated):
-                with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
-                    torch.manual_seed(1234)
-                    try:
-                        outs.append(fn(layer, **inputs))
-                    except Exception as exc:
-                        side = "the original forward" if fn is original else "the traced forward"
-                        raise CompileError(f"validation of {what} failed: {side} raised "
-                                           f"{type(exc).__name__}: {exc} "
-                                           f"({'train' if train else 'eval'} mode{', with masks' if masks else ''})"
-                                           ) from exc
-            problem = _compare(outs[0], outs[1])
-            if problem:
-                raise CompileError(f"validation of {what} failed in {'train' if train else 'eval'} mode"
-                                   f"{' with masks' if masks else ''}: {problem}")
-    finally:
-        layer.train(was_training)
-
-
-def _compare(a, b, where: str = "output") -> str | None:
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
-            return f"{where}: {type(a).__name__} vs {type(b).__name__}"
-        if a.shape != b.shape or a.dtype != b.dtype:
-            return f"{where}: shape/dtype {tuple(a.shape)}/{a.dtype} vs {tuple(b.shape)}/{b.dtype}"
-        if not torch.equal(a, b):
-            return f"{where}: values differ (max abs diff {(a.double() - b.double()).abs().max().item():.3g})"
-        return None
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        if len(a) != len(b):
-            return f"{where}: {len(a)} vs {len(b)} elements"
-        for i, (x, y) in enumerate(zip(a, b)):
-            problem = _compare(x, y, f"{where}[{i}]")
-            if problem:
-                return problem
-        return None
-    if a is None and b is None:
-        return None
-    if type(a) is not type(b):
-        return f"{where}: {type(a).__name__} vs {type(b).__name__}"
-    return None

@@ -21,7 +21,6 @@ import json
 from types import SimpleNamespace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from vlsurgery.errors import BackboneError, nearest
 from vlsurgery.profiles import bart, t5

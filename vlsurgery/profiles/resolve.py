@@ -25,7 +25,7 @@ from vlsurgery.errors import Problem, ResolutionError, Span, nearest
 from vlsurgery.methods import registry
 from vlsurgery.methods.params import DEFAULT_METHOD, METHOD_PARAMS, ProjectorParams, schema
 from vlsurgery.methods.registry import SiteDims
-from vlsurgery.profiles.backbone import Backbone, load_backbone
+from vlsurgery.profiles.backbone import load_backbone
 from vlsurgery.profiles.plan import Plan, PlannedSite
 from vlsurgery.profiles.profile import Profile, Stack
 from vlsurgery.spec.ir import Index, Ref, Spec, Statement
@@ -218,6 +218,10 @@ def _valid_roles(profile: Profile) -> list[str]:
 # statements -> per-site states (the override rule)
 
 
+#: Gate fields that belong to one granularity; a merge that sets ``granularity`` resets them.
+GATE_DETAILS = frozenset({"gate_r", "gate_init"})
+
+
 def _apply(statements: tuple[Statement, ...], profile, by_key, bb, issues) -> tuple[dict, set, set]:
     states: dict[str, _State] = {}
     matched_any: set[int] = set()
@@ -253,7 +257,11 @@ def _apply(statements: tuple[Statement, ...], profile, by_key, bb, issues) -> tu
             elif method is not None and method != current.method:
                 states[slot.path] = _State(method, {p.key: p for p in stmt.params}, [index])
             else:
-                current.values.update({p.key: p for p in stmt.params})
+                given = {p.key: p for p in stmt.params}
+                if "granularity" in given:  # the gate is one choice: a new granularity drops the old gate's details
+                    for key in GATE_DETAILS.difference(given):
+                        current.values.pop(key, None)
+                current.values.update(given)
                 current.contributors.append(index)
         if stmt.method == "none" and targets and not removed_something:
             vacuous_none.add(index)

@@ -165,7 +165,7 @@ def check_params(params, specs: dict, what: str, lets: dict, strict: bool, out: 
     values, complete = {}, True
     for p in first_of_each(params, out, "duplicate parameter '{key}'", "each key once per statement"):
         span = p.span
-        if not _check_name(p.key, specs, f"parameter", span, out, expected=_choices(sorted(specs)),
+        if not _check_name(p.key, specs, "parameter", span, out, expected=_choices(sorted(specs)),
                            extra_hint=None):
             out[-1] = Problem(f"unknown parameter '{p.key}' for {what}", span, out[-1].expected, out[-1].hint)
             complete = False
