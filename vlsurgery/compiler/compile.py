@@ -34,6 +34,7 @@ from vlsurgery.compiler.trace import LeafPolicy
 from vlsurgery.compiler.transaction import transaction
 from vlsurgery.errors import CompileError, UsageError
 from vlsurgery.methods.registry import build_projector, get
+from vlsurgery.profiles.profile import leaf_regex
 
 SHARED_ATTR = "vls_shared"
 
@@ -41,7 +42,7 @@ SHARED_ATTR = "vls_shared"
 @functools.lru_cache(maxsize=None)
 def leaf_policy(profile_leaves: tuple[str, ...]) -> LeafPolicy:
     """One LeafPolicy object per set of leaf patterns, so traces are shared across compile calls."""
-    regexes = [re.compile(re.escape(p).replace(r"\*", r"[^.]+")) for p in profile_leaves]
+    regexes = [leaf_regex(p) for p in profile_leaves]
 
     def is_leaf(qualname: str, module: nn.Module) -> bool:
         return any(rx.fullmatch(qualname) for rx in regexes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable
 
 #: Sublayer roles in the order they run inside a layer.
@@ -142,7 +142,7 @@ class Profile:
 
     def is_leaf(self, relative_name: str) -> bool:
         """Whether a submodule (path relative to a layer) is a leaf when tracing the layer."""
-        return any(_leaf_regex(p).fullmatch(relative_name) for p in self.leaves)
+        return any(leaf_regex(p).fullmatch(relative_name) for p in self.leaves)
 
     def describe(self) -> str:
         stacks = "+".join(str(s.n_layers) for s in self.stacks)
@@ -150,7 +150,9 @@ class Profile:
         return f"{kind}, {stacks} layers, d_model {self.d_model}"
 
 
-def _leaf_regex(pattern: str) -> re.Pattern:
+@lru_cache(maxsize=None)
+def leaf_regex(pattern: str) -> re.Pattern:
+    """A leaf pattern relative to a layer (``layer.*.*``; ``*`` = one name) as a regex."""
     return re.compile(r"[^.]+".join(re.escape(part) for part in pattern.split("*")))
 
 
