@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from vlsurgery.compare.model import ADDED, CHANGED, REMOVED, FieldChange, SpecChange
 from vlsurgery.compare.sites import value_text as _text
-from vlsurgery.profiles.report import _train_groups, params_dict
-
-
-def _n(value: int) -> str:
-    return f"{value:,}"
+from vlsurgery.profiles.report import number, params_dict, train_groups
 
 
 def spec_changes(ca, cb, same_backbone: bool) -> tuple[SpecChange, ...]:
@@ -17,7 +13,7 @@ def spec_changes(ca, cb, same_backbone: bool) -> tuple[SpecChange, ...]:
     if not same_backbone:
         pa, pb = ca.plan.profile, cb.plan.profile
         fields = [FieldChange("shape", pa.describe(), pb.describe())] if pa.describe() != pb.describe() else []
-        fields.append(FieldChange("parameters", _n(ca.base), _n(cb.base)))
+        fields.append(FieldChange("parameters", number(ca.base), number(cb.base)))
         out.append(SpecChange("backbone", CHANGED, ca.backbone, cb.backbone, tuple(fields),
                               total_delta=cb.base - ca.base))
     for change in (_projector(ca, cb), _train(ca, cb), _shared(ca, cb)):
@@ -44,7 +40,7 @@ def _projector(ca, cb) -> SpecChange | None:
         if ta != tb:
             fields.append(FieldChange("trainable", _text(ta), _text(tb)))
         if not fields and ca.projector != cb.projector:
-            fields.append(FieldChange("parameters", _n(ca.projector), _n(cb.projector)))
+            fields.append(FieldChange("parameters", number(ca.projector), number(cb.projector)))
         if not fields:
             return None
     return SpecChange("projector", _kind(pa, pb), text(pa, ta), text(pb, tb), tuple(fields),
@@ -59,7 +55,7 @@ def _train_text(count) -> str | None:
     if not plan.train:
         return None
     targets = ", ".join(t for t in (address_text(a) for a in plan.spec.train) if t != "projector")
-    return f"{targets} ({len(plan.train)} tensors, {_n(count.base_trainable)})"
+    return f"{targets} ({len(plan.train)} tensors, {number(count.base_trainable)})"
 
 
 def _train(ca, cb) -> SpecChange | None:
@@ -69,7 +65,7 @@ def _train(ca, cb) -> SpecChange | None:
     if not added and not removed and ca.base_trainable == cb.base_trainable:
         return None
     ta, tb = _train_text(ca), _train_text(cb)
-    return SpecChange("train", _kind(ta, tb), ta, tb, (), tuple(_train_groups(added)), tuple(_train_groups(removed)),
+    return SpecChange("train", _kind(ta, tb), ta, tb, (), tuple(train_groups(added)), tuple(train_groups(removed)),
                       trainable_delta=cb.base_trainable - ca.base_trainable)
 
 
@@ -77,8 +73,8 @@ def _shared(ca, cb) -> SpecChange | None:
     sa, sb = ca.shared, cb.shared
     if sa == sb:
         return None
-    text = lambda s: ", ".join(f"{k} ({_n(v)})" for k, v in sorted(s.items())) or None  # noqa: E731
-    fields = tuple(FieldChange(k, _n(sa[k]), _n(sb[k])) for k in sorted(sa) if k in sb and sa[k] != sb[k])
+    text = lambda s: ", ".join(f"{k} ({number(v)})" for k, v in sorted(s.items())) or None  # noqa: E731
+    fields = tuple(FieldChange(k, number(sa[k]), number(sb[k])) for k in sorted(sa) if k in sb and sa[k] != sb[k])
     delta = sum(sb.values()) - sum(sa.values())
     return SpecChange("shared", _kind(text(sa), text(sb)), text(sa), text(sb), fields,
                       tuple(sorted(set(sb) - set(sa))), tuple(sorted(set(sa) - set(sb))), delta, delta)

@@ -7,13 +7,10 @@ row ends with its trainable-parameter difference, the last lines with the totals
 from __future__ import annotations
 
 from vlsurgery.compare.model import ADDED, REMOVED
+from vlsurgery.profiles.report import number, table
 
 SCHEMA = "vlsurgery.diff/1"
 _MARK = {ADDED: "+", REMOVED: "-"}
-
-
-def _n(value: int) -> str:
-    return f"{value:,}"
 
 
 def _signed(value: int) -> str:
@@ -59,12 +56,6 @@ def diff_dict(d) -> dict:
 # text
 
 
-def _table(rows: list[tuple], right: set[int]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                      for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
-
-
 def _spec_summary(c) -> str:
     if c.what == "train":
         return _train_summary(c)
@@ -95,9 +86,9 @@ def _heading(d, arrow: str = "->") -> list[str]:
 
 def _totals(d, arrow: str = "->") -> list[tuple[str, str]]:
     a, b = d.a_count, d.b_count
-    return [("trainable", f"{_n(a.trainable)} {arrow} {_n(b.trainable)}  ({_signed(d.trainable_delta)})   "
+    return [("trainable", f"{number(a.trainable)} {arrow} {number(b.trainable)}  ({_signed(d.trainable_delta)})   "
                           f"{a.trainable_percent:.4f} % {arrow} {b.trainable_percent:.4f} %"),
-            ("total", f"{_n(a.total)} {arrow} {_n(b.total)}  ({_signed(d.total_delta)})")]
+            ("total", f"{number(a.total)} {arrow} {number(b.total)}  ({_signed(d.total_delta)})")]
 
 
 def render_text(d) -> str:
@@ -105,7 +96,7 @@ def render_text(d) -> str:
     lines = _heading(d) + [""]
     if d.identical:
         a = d.a_count
-        lines.append(f"identical: the same sites and extras; trainable {_n(a.trainable)} of {_n(a.total)} "
+        lines.append(f"identical: the same sites and extras; trainable {number(a.trainable)} of {number(a.total)} "
                      f"parameters ({a.trainable_percent:.4f} %)")
         return "\n".join(lines) + "\n"
     rows = [("", "where", "change", "sites x each", "trainable")]
@@ -114,7 +105,7 @@ def render_text(d) -> str:
                      _signed(c.trainable_delta)))
     for c in d.spec_changes:
         rows.append((_mark(c.change), c.what, _spec_summary(c), "", _signed(c.trainable_delta)))
-    lines += _table(rows, right={3, 4})
+    lines += table(rows, right={3, 4})
     for c in d.spec_changes:
         if c.what == "train" and (c.added or c.removed):
             lines += ["", "train: base parameters now trainable (+) or frozen (-)"]
@@ -146,7 +137,7 @@ def render_markdown(d) -> str:
     lines += [f"> {_cell(n)}" for n in d.notes] + ([""] if d.notes else [])
     if d.identical:
         a = d.a_count
-        lines.append(f"Identical designs: trainable {_n(a.trainable)} of {_n(a.total)} parameters "
+        lines.append(f"Identical designs: trainable {number(a.trainable)} of {number(a.total)} parameters "
                      f"({a.trainable_percent:.4f} %).")
         return "\n".join(lines) + "\n"
     lines += ["| | where | change | sites | Δ trainable |", "|:-:|:--|:--|--:|--:|"]

@@ -8,7 +8,8 @@
 
 The backbone's parameter count is arithmetic on its config (the profile's parameter table, verified
 against ``named_parameters()`` of models built on the meta device), so counting t5-3b takes
-milliseconds.  When the backbone is a model instance its own ``parameters()`` are counted instead.
+milliseconds.  A model instance's profile carries the model's own parameter table instead
+(``load_backbone``), so its count is exact even where the config is ambiguous (a T5 lm_head).
 """
 
 from __future__ import annotations
@@ -61,21 +62,13 @@ class Count:
         return self.total - self.trainable
 
 
-def base_parameters(plan: Plan) -> int:
-    """Parameters of the backbone itself: the model instance's if there is one, else arithmetic."""
-    model = plan.backbone.model
-    if model is not None:
-        return sum(p.numel() for p in model.parameters())
-    return plan.profile.num_parameters
-
-
 def count_plan(plan: Plan) -> Count:
     profile = plan.profile
     shared = plan.shared
     site_counts = tuple(SiteCount(s.path, s.stack, s.method, s.trainable, s) for s in plan.sites)
     added = sum(s.trainable for s in site_counts) + sum(shared.values())
     projector = count_projector(plan.projector, profile.d_model, profile.norm.kind) if plan.projector else 0
-    base = base_parameters(plan)
+    base = profile.num_parameters
     base_trainable = sum(profile.numel(n) for n in plan.train)
     trainable = added + base_trainable + (projector if plan.train_projector else 0)
     total = base + added + projector

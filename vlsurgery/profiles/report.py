@@ -40,11 +40,14 @@ def group_key(path: str) -> tuple[str, int | None]:
     return f"{m.group(1)}[*]{m.group(3)}", int(m.group(2))
 
 
-def group_paths(paths) -> list[str]:
-    """Fold paths that differ only in their layer into one address each, in first-seen order."""
+def group_paths(paths, key=group_key) -> list[str]:
+    """Fold paths that differ only in their layer into one address each, in first-seen order.
+
+    ``key`` splits a path into (pattern with ``[*]`` for the layer, layer or None).
+    """
     groups: dict[str, list[int]] = {}
     for path in paths:
-        pattern, layer = group_key(path)
+        pattern, layer = key(path)
         groups.setdefault(pattern, [])
         if layer is not None:
             groups[pattern].append(layer)
@@ -100,11 +103,13 @@ def params_dict(params) -> dict:
 # plan and count as text and JSON (what `vlsurgery plan` / `vlsurgery count` print)
 
 
-def _n(value: int) -> str:
+def number(value: int) -> str:
+    """``1234567`` -> ``1,234,567``."""
     return f"{value:,}"
 
 
-def _table(rows: list[tuple], right: set[int] = frozenset()) -> list[str]:
+def table(rows: list[tuple], right: set[int] = frozenset()) -> list[str]:
+    """Rows as aligned text columns (columns in ``right`` right-aligned), trailing blanks trimmed."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = []
     for row in rows:
@@ -122,17 +127,17 @@ def _projector_text(params) -> str:
     return " ".join(f"{k}={v}" for k, v in params_dict(params).items())
 
 
-def _train_groups(names) -> list[str]:
+_PARAM_LAYER = re.compile(r"^(.*\.(?:layers|block))\.(\d+)\.(.*)$")
+
+
+def _param_group_key(name: str) -> tuple[str, int | None]:
+    m = _PARAM_LAYER.match(name)
+    return (f"{m.group(1)}[*].{m.group(3)}", int(m.group(2))) if m else (name, None)
+
+
+def train_groups(names) -> list[str]:
     """Parameter names folded by layer: ``model.encoder.layers[0:6].final_layer_norm.weight``."""
-    pattern = re.compile(r"^(.*\.(?:layers|block))\.(\d+)\.(.*)$")
-    groups: dict[str, list[int]] = {}
-    for name in names:
-        m = pattern.match(name)
-        key, layer = (f"{m.group(1)}[*].{m.group(3)}", int(m.group(2))) if m else (name, None)
-        groups.setdefault(key, [])
-        if layer is not None:
-            groups[key].append(layer)
-    return [k.replace("[*]", f"[{layers_text(v)}]") if v else k for k, v in groups.items()]
+    return group_paths(names, key=_param_group_key)
 
 
 def render_plan(plan, count, title: str | None = None) -> str:
@@ -148,27 +153,27 @@ def render_plan(plan, count, title: str | None = None) -> str:
             else:
                 at, h = "(stack input)", ""
             rows.append((s.path, describe(s.method, s.params), s.layer_module or plan.profile.stack(s.stack).root,
-                         at, h, f"{s.dims.d_in}->{s.dims.d_out}", _n(s.trainable)))
-        lines += _table(rows, right={6})
+                         at, h, f"{s.dims.d_in}->{s.dims.d_out}", number(s.trainable)))
+        lines += table(rows, right={6})
     else:
         lines.append("no sites: the spec places no method")
     if plan.shared:
-        lines += ["", "shared tensors: " + ", ".join(f"{k} ({_n(v)})" for k, v in plan.shared.items())]
+        lines += ["", "shared tensors: " + ", ".join(f"{k} ({number(v)})" for k, v in plan.shared.items())]
     lines.append("")
     if plan.train:
-        lines.append(f"trainable backbone parameters ({len(plan.train)} tensors, {_n(count.base_trainable)}):")
-        lines += [f"  {g}" for g in _train_groups(plan.train)]
+        lines.append(f"trainable backbone parameters ({len(plan.train)} tensors, {number(count.base_trainable)}):")
+        lines += [f"  {g}" for g in train_groups(plan.train)]
     else:
         lines.append("trainable backbone parameters: none")
     if plan.projector is not None:
         state = "trainable" if plan.train_projector else "frozen"
-        lines.append(f"projector: {_projector_text(plan.projector)} ({state}, {_n(count.projector)} parameters)")
+        lines.append(f"projector: {_projector_text(plan.projector)} ({state}, {number(count.projector)} parameters)")
     lines += ["", _totals(count)]
     return "\n".join(lines) + "\n"
 
 
 def _totals(count) -> str:
-    return (f"trainable {_n(count.trainable)} of {_n(count.total)} parameters "
+    return (f"trainable {number(count.trainable)} of {number(count.total)} parameters "
             f"({count.trainable_percent:.4f} %)")
 
 
@@ -198,27 +203,27 @@ def render_count(count, title: str | None = None) -> str:
     lines = [heading("parameters", plan, title), ""]
     rows = [("where", "what", "sites x each", "trainable")]
     for g in count_groups(count):
-        rows.append((g["path"], g["describe"], f"{g['sites']} x {_n(g['per_site'])}", _n(g["trainable"])))
+        rows.append((g["path"], g["describe"], f"{g['sites']} x {number(g['per_site'])}", number(g["trainable"])))
     for key, numel in count.shared.items():
-        rows.append(("shared", key, "1 x " + _n(numel), _n(numel)))
+        rows.append(("shared", key, "1 x " + number(numel), number(numel)))
     if plan.projector is not None:
         rows.append(("projector", _projector_text(plan.projector) + ("" if plan.train_projector else " (frozen)"),
-                     "", _n(count.projector) if plan.train_projector else "0"))
+                     "", number(count.projector) if plan.train_projector else "0"))
     if plan.train:
         targets = ", ".join(t for t in _address_texts(plan.spec.train) if t != "projector")
-        rows.append(("backbone", f"train {targets} ({len(plan.train)} tensors)", "", _n(count.base_trainable)))
+        rows.append(("backbone", f"train {targets} ({len(plan.train)} tensors)", "", number(count.base_trainable)))
     if len(rows) == 1:
         rows.append(("(nothing)", "the spec adds and trains nothing", "", "0"))
-    lines += _table(rows, right={2, 3})
+    lines += table(rows, right={2, 3})
     lines += [""]
-    stacks = ", ".join(f"{k} {_n(v)}" for k, v in count.by_stack.items() if v)
-    methods = ", ".join(f"{k} {_n(v)}" for k, v in count.by_method.items() if v)
+    stacks = ", ".join(f"{k} {number(v)}" for k, v in count.by_stack.items() if v)
+    methods = ", ".join(f"{k} {number(v)}" for k, v in count.by_method.items() if v)
     if stacks:
         lines.append(f"by stack:  {stacks}")
     if methods:
         lines.append(f"by method: {methods}")
     lines += [
-        f"backbone:  {_n(count.base)} parameters; added modules {_n(count.added)}; projector {_n(count.projector)}",
+        f"backbone:  {number(count.base)} parameters; added modules {number(count.added)}; projector {number(count.projector)}",
         _totals(count),
     ]
     return "\n".join(lines) + "\n"

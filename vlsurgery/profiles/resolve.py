@@ -276,35 +276,44 @@ def _kind_hint(method: str, allowed) -> str | None:
     return None
 
 
+def _coerce(params, params_cls, issues: _Problems, unknown, site: str | None = None) -> dict | None:
+    """Check bound parameter values against a hyperparameter schema: {key: value}, or None after
+    reporting every problem (``unknown(key, param)`` says what an unknown key is)."""
+    fields = schema(params_cls)
+    values, ok = {}, True
+    for param in params:
+        spec = fields.get(param.key)
+        if spec is None:
+            guess = nearest(param.key, fields)
+            message, span = unknown(param.key, param)
+            expected = "one of " + ", ".join(sorted(fields)) if fields else "no parameters"
+            issues.add(message, span, site, expected=expected, hint=f"did you mean '{guess}'?" if guess else None)
+            ok = False
+        elif isinstance(param.value, Ref):
+            issues.add(f"${param.value.name} is not bound by any `let`", param.span)
+            ok = False
+        else:
+            value, error = spec.coerce(param.value)
+            if error:
+                issues.add(error, param.span, expected=spec.describe())
+                ok = False
+            else:
+                values[param.key] = value
+    return values if ok else None
+
+
 def _site(slot: Slot, state: _State, statements, issues: _Problems) -> PlannedSite | None:
     """Hyperparameters of one configured slot, finalised and counted; None if it has problems."""
     entry = registry.get(state.method)
-    fields = schema(entry.params)
-    where = f"method '{state.method}'"
-    values, ok = {}, True
-    for key, param in state.values.items():
-        spec = fields.get(key)
-        if spec is None:
-            chooser = statements[state.contributors[0]]
-            line = f", chosen at line {chooser.span.line}" if chooser.span else ""
-            guess = nearest(key, fields)
-            issues.add(f"parameter '{key}' is not valid for {where} (the method of this site{line})",
-                       param.span or _stmt_span(statements, state), slot.path,
-                       expected="one of " + ", ".join(sorted(fields)) if fields else "no parameters",
-                       hint=f"did you mean '{guess}'?" if guess else None)
-            ok = False
-            continue
-        if isinstance(param.value, Ref):
-            issues.add(f"${param.value.name} is not bound by any `let`", param.span)
-            ok = False
-            continue
-        value, error = spec.coerce(param.value)
-        if error:
-            issues.add(error, param.span, expected=spec.describe())
-            ok = False
-            continue
-        values[key] = value
-    if not ok:
+
+    def unknown(key, param):
+        chooser = statements[state.contributors[0]]
+        line = f", chosen at line {chooser.span.line}" if chooser.span else ""
+        return (f"parameter '{key}' is not valid for method '{state.method}' (the method of this site{line})",
+                param.span or _stmt_span(statements, state))
+
+    values = _coerce(state.values.values(), entry.params, issues, unknown, slot.path)
+    if values is None:
         return None
     hp, problems = entry.finalize(entry.params(**values), slot.dims)
     if problems:
@@ -313,11 +322,8 @@ def _site(slot: Slot, state: _State, statements, issues: _Problems) -> PlannedSi
             issues.add(message, param.span if param is not None else _stmt_span(statements, state), slot.path)
         return None
     shared = tuple(sorted(entry.shared(hp, slot.dims).items()))
-    return PlannedSite(path=slot.path, stack=slot.stack, layer=slot.layer, sublayer=slot.sublayer,
-                       projection=slot.projection, kind=slot.kind, layer_module=slot.layer_module,
-                       x_point=slot.x_point, h_point=slot.h_point, linear=slot.linear, dims=slot.dims,
-                       method=state.method, params=hp, trainable=entry.count(hp, slot.dims), shared=shared,
-                       statements=tuple(state.contributors))
+    return PlannedSite(**vars(slot), method=state.method, params=hp, trainable=entry.count(hp, slot.dims),
+                       shared=shared, statements=tuple(state.contributors))
 
 
 def _stmt_span(statements, state: _State):
@@ -452,20 +458,9 @@ def _bind_lets(spec: Spec) -> Spec:
 def _projector(spec: Spec, issues: _Problems):
     if spec.projector is None:
         return None
-    fields = schema(ProjectorParams)
-    values = {}
-    for param in spec.projector.params:
-        spec_ = fields.get(param.key)
-        if spec_ is None:
-            issues.add(f"unknown projector parameter '{param.key}'", param.span,
-                       expected="one of " + ", ".join(sorted(fields)))
-            continue
-        value, error = spec_.coerce(param.value)
-        if error:
-            issues.add(error, param.span, expected=spec_.describe())
-            continue
-        values[param.key] = value
-    return ProjectorParams(**values)
+    values = _coerce(spec.projector.params, ProjectorParams, issues,
+                     lambda key, param: (f"unknown projector parameter '{key}'", param.span))
+    return ProjectorParams(**values) if values is not None else None
 
 
 def _shared_conflicts(sites, issues: _Problems):
@@ -479,12 +474,12 @@ def _shared_conflicts(sites, issues: _Problems):
 
 
 def _warnings(statements, states, matched, vacuous, issues: _Problems):
+    from vlsurgery.spec.printer import statement_text
+
     effective = {i for state in states.values() for i in state.contributors}
     for index, stmt in enumerate(statements):
         if index not in matched:
             continue  # already an error
-        from vlsurgery.spec.printer import statement_text
-
         text = statement_text(stmt)
         if index in vacuous:
             issues.add(f"`{text}` removes nothing: no earlier statement placed a method on the sites it matches",
