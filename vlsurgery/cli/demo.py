@@ -11,6 +11,7 @@ and the answer accuracy of ``generate()`` before and after training (chance: 25 
 
 from __future__ import annotations
 
+import sys
 import time
 
 CONCEPTS = 4
@@ -69,7 +70,10 @@ def run(args) -> int:
     model, _ = load_model(predicted.plan.backbone, seed=args.seed)
     compile(spec_path, model, seed=args.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    assert sum(p.numel() for p in trainable) == predicted.trainable  # the count is exact, by construction
+    if sum(p.numel() for p in trainable) != predicted.trainable:  # never expected: the count is exact
+        print(f"vlsurgery demo: error: compiled {sum(p.numel() for p in trainable):,} trainable parameters, "
+              f"but `count` predicted {predicted.trainable:,}", file=sys.stderr)
+        return 1
     print(f"compiled onto a random {predicted.plan.backbone_name}: {sum(p.numel() for p in trainable):,} "
           "trainable parameters, as counted\n")
 

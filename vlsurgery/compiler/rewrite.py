@@ -231,18 +231,9 @@ def _register(layer: nn.Module, name: str, module: nn.Module) -> None:
         raise CompileError(f"cannot register site '{name}': {exc}") from exc
 
 
-def _as_insertions(items: Iterable) -> list[Insertion]:
-    out = []
-    for item in items:
-        out.append(item if isinstance(item, Insertion) else Insertion(*item))
-    return out
-
-
-def _as_projections(items: Iterable) -> list[Projection]:
-    out = []
-    for item in items:
-        out.append(item if isinstance(item, Projection) else Projection(*item))
-    return out
+def _as(cls, items: Iterable) -> list:
+    """Items given as ``cls`` objects or as plain tuples of its fields, all as ``cls`` objects."""
+    return [item if isinstance(item, cls) else cls(*item) for item in items]
 
 
 def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
@@ -260,8 +251,8 @@ def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
     from vlsurgery.compiler.transaction import transaction
 
     where = label or type(layer).__name__
-    insertions = _as_insertions(insertions)
-    projections = _as_projections(projections)
+    insertions = _as(Insertion, insertions)
+    projections = _as(Projection, projections)
     names = [i.name for i in insertions] + [p.name for p in projections]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
