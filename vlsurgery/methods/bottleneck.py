@@ -40,6 +40,15 @@ def init_like_linear_(weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         nn.init.uniform_(bias, -bound, bound)
 
 
+def init_up_(up: nn.Linear, init: str) -> None:
+    """An up-projection: zero (``init=zero``: its output starts at exactly 0) or like ``nn.Linear``."""
+    if init == "zero":
+        up.weight.zero_()
+        up.bias.zero_()
+    else:
+        init_like_linear_(up.weight, up.bias)
+
+
 class Bottleneck(nn.Module):
     """dH = scaling * Up(act(Down(src))), Down split into ``heads`` heads fused in one Linear.
 
@@ -82,17 +91,12 @@ class Bottleneck(nn.Module):
     def reset_parameters(self) -> None:
         for i in range(self.heads):
             init_like_linear_(*self.head(i))
-        if self.init == "zero":
-            self.up.weight.zero_()
-            self.up.bias.zero_()
-        else:
-            init_like_linear_(self.up.weight, self.up.bias)
+        init_up_(self.up, self.init)
 
     @torch.no_grad()
     def make_identity_(self) -> "Bottleneck":
         """Zero Up, so that dH == 0 exactly (Down keeps its weights and still gets gradients)."""
-        self.up.weight.zero_()
-        self.up.bias.zero_()
+        init_up_(self.up, "zero")
         return self
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from torch import nn
 
 from vlsurgery.errors import UsageError
 from vlsurgery.methods.activations import make_activation
-from vlsurgery.methods.bottleneck import init_like_linear_
+from vlsurgery.methods.bottleneck import init_like_linear_, init_up_
 from vlsurgery.methods.counts import gate_count  # noqa: F401 (re-exported)
 
 #: A logit whose sigmoid is exactly 1.0 in every floating dtype torch has (exp(-100) < 2**-53 / 2).
@@ -133,11 +133,7 @@ class MatrixGate(_SigmoidGate):
     @torch.no_grad()
     def reset_parameters(self):
         init_like_linear_(self.down.weight, self.down.bias)
-        if self.init == "zero":
-            self.up.weight.zero_()
-            self.up.bias.zero_()
-        else:
-            init_like_linear_(self.up.weight, self.up.bias)
+        init_up_(self.up, self.init)
 
     def forward(self, x, h, mask=None):
         return torch.sigmoid(self.up(self.act(self.down(x))))  # (B, N, d_out)
