@@ -13,11 +13,11 @@ and the pipeline has one package per stage::
     vlsurgery.spec       text (DSL/YAML) -> typed immutable IR; printer; validation; extends
     vlsurgery.methods    the PET modules (VL-PET gates, adapters, LoRA, Compacter, ...) and their
                          hyperparameter schema and count formulas, in one registry
-    vlsurgery.profiles   backbone profiles (role -> dataflow points), presets, spec + backbone -> Plan,
-                         exact parameter counts from the plan alone
+    vlsurgery.profiles   backbone families as data: role vocabulary, role -> dataflow points, presets
+    vlsurgery.planning   spec + backbone -> Plan -> exact parameter counts (no torch)
     vlsurgery.compiler   torch.fx: trace layers, insert the site modules at their X/H points,
                          install by class change, prepend visual/prompt tokens, freeze
-    vlsurgery.compare    semantic diff of two designs (sites, extras, parameter deltas)
+    vlsurgery.diff       semantic diff of two designs (sites, extras, parameter deltas)
     vlsurgery.testing    hypothesis strategies and property assertions (needs hypothesis)
     vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, diff, compile, demo)
 
@@ -34,7 +34,9 @@ Importing ``vlsurgery`` does not import torch; ``compile`` does, on first use.
 
 from vlsurgery.errors import (BackboneError, CompileError, ResolutionError, SpecError, SpecSyntaxError, UsageError,
                               VLSurgeryError)
-from vlsurgery.profiles import count, load_backbone, plan
+from vlsurgery import diff  # a callable package: vlsurgery.diff(a, b)
+from vlsurgery.planning import count, plan
+from vlsurgery.profiles import load_backbone
 from vlsurgery.spec import Spec, dumps, load, parse
 
 
@@ -47,17 +49,6 @@ def compile(spec, model, *, seed=None):
     from vlsurgery.compiler.compile import compile as _compile
 
     return _compile(spec, model, seed=seed)
-
-
-def diff(a, b, backbone=None):
-    """What changed from design ``a`` to design ``b`` and what it costs, on their resolved plans.
-
-    Returns a :class:`vlsurgery.compare.Diff` (``.identical``, ``.site_changes``, ``.spec_changes``,
-    ``.trainable_delta``, ``.render()``, ``.markdown()``, ``.to_json()``).  See :mod:`vlsurgery.compare`.
-    """
-    from vlsurgery.compare import diff as _diff
-
-    return _diff(a, b, backbone)
 
 
 __all__ = ["BackboneError", "CompileError", "ResolutionError", "Spec", "SpecError", "SpecSyntaxError", "UsageError",

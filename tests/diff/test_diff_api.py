@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import vlsurgery
-from vlsurgery.compare import Diff, FieldChange, SiteChange
+from vlsurgery.diff import Diff, FieldChange, SiteChange
 from vlsurgery.errors import BackboneError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ def test_site_change_summary_for_method_change():
 
 
 def test_importing_vlsurgery_and_diff_needs_neither_torch_nor_hypothesis():
-    code = ("import sys, vlsurgery, vlsurgery.compare, vlsurgery.cli.main; "
+    code = ("import sys, vlsurgery, vlsurgery.diff, vlsurgery.cli.main; "
             "d = vlsurgery.diff('specs/paper/bart-base/vl-pet.vls', 'specs/paper/bart-base/vl-pet-small.vls'); "
             "print(sorted(m for m in ('torch', 'hypothesis', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

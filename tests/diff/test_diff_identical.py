@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vlsurgery.cli.main import main
-from vlsurgery.compare import diff
+from vlsurgery.diff import diff
 
 ROOT = Path(__file__).resolve().parents[2]
 LARGE = ROOT / "specs/paper/bart-base/vl-pet-large.vls"

@@ -12,7 +12,7 @@ import pytest
 import transformers
 from hypothesis import HealthCheck, find, given, settings, strategies as st
 
-from vlsurgery.profiles import plan
+from vlsurgery.planning import plan
 from vlsurgery.spec import dumps
 from vlsurgery.testing import (assert_counts_match, assert_diff_laws, assert_dsl_yaml_agree, assert_roundtrip,
                                backbones, designs, specs)
@@ -103,13 +103,13 @@ def test_bad_options_are_refused():
 
 
 def test_assertions_show_the_spec(monkeypatch):
-    import vlsurgery.profiles
-    from vlsurgery.profiles import count_plan
+    import vlsurgery.planning
+    from vlsurgery.planning import count_plan
     from vlsurgery.spec import parse
 
     spec = parse("backbone tiny-bart\nencoder.ffn: ia3\n")
     off_by_one = lambda s, b: dataclasses.replace(count_plan(plan(s, b)), trainable=-1)  # noqa: E731
-    monkeypatch.setattr(vlsurgery.profiles, "count", off_by_one)
+    monkeypatch.setattr(vlsurgery.planning, "count", off_by_one)
     with pytest.raises(AssertionError, match="(?s)predicted counts differ.*trainable: predicted -1.*"
                                              "spec:\n    backbone tiny-bart\n\n    encoder.ffn: ia3"):
         assert_counts_match(spec, "tiny-bart")

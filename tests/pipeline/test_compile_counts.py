@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pipeline_models import TINY, fresh_model
 
-import vlsurgery.profiles as profiles
+import vlsurgery.planning as planning
 from vlsurgery.compiler.compile import compile
 from vlsurgery.errors import ResolutionError
 from vlsurgery.resources import spec_library
@@ -22,7 +22,7 @@ def test_library_is_found():
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(spec_library())))
 def test_compiled_counts_equal_prediction(path: Path, backbone: str):
     try:
-        predicted = profiles.count(path, backbone)
+        predicted = planning.count(path, backbone)
     except ResolutionError:
         pytest.skip("design does not fit this tiny backbone (checked by the resolution tests)")
     model = compile(path, fresh_model(backbone))
@@ -40,7 +40,7 @@ def test_a_model_instance_is_counted_as_it_is():
     config = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
                       tie_word_embeddings=False, decoder_start_token_id=0)
     model = T5ForConditionalGeneration(config)
-    predicted = profiles.count("encoder.ffn: adapter r=4", model)
+    predicted = planning.count("encoder.ffn: adapter r=4", model)
     compile("encoder.ffn: adapter r=4", model)
     assert predicted.total == sum(p.numel() for p in model.parameters())
     assert predicted.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)

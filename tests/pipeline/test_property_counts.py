@@ -1,4 +1,4 @@
-"""Property: for any valid design on a tiny backbone, ``vlsurgery.profiles.count`` predicts exactly the
+"""Property: for any valid design on a tiny backbone, ``vlsurgery.planning.counting`` predicts exactly the
 trainable and total parameters of the model ``compile`` builds (vl-pet.md section 6).
 
 The strategy writes spec *text*, statement by statement: methods with their hyperparameters
@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pipeline_models import TINY, fresh_model
 
-import vlsurgery.profiles as profiles
+import vlsurgery.planning as planning
 from vlsurgery.compiler.compile import compile
 
 SUBLAYERS = {"encoder": ("self_attn", "ffn"), "decoder": ("self_attn", "cross_attn", "ffn")}
@@ -110,7 +110,7 @@ def design(draw, backbone):
 @given(data=st.data())
 def test_predicted_counts_equal_compiled_counts(backbone, data):
     spec = data.draw(design(backbone), label="spec")
-    predicted = profiles.count(spec, backbone)
+    predicted = planning.count(spec, backbone)
     model = compile(spec, fresh_model(backbone), seed=0)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

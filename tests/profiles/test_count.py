@@ -10,7 +10,8 @@ from torch import nn
 
 from helpers import build_meta
 from vlsurgery.methods.registry import build_projector, get
-from vlsurgery.profiles import count, plan, preset_config
+from vlsurgery.planning import count, plan
+from vlsurgery.profiles import preset_config
 from vlsurgery.spec import parse
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"

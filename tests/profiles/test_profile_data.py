@@ -13,7 +13,7 @@ from helpers import build_cpu, build_meta, family_configs
 from vlsurgery.errors import BackboneError
 from vlsurgery.profiles import load_backbone, preset_config, preset_names, profile_of
 from vlsurgery.profiles.backbone import PRESETS_DIR, preset_profile
-from vlsurgery.profiles.t5 import untied_lm_head
+from vlsurgery.profiles.families.t5 import untied_lm_head
 
 CONFIGS = family_configs()
 IDS = [name for name, _ in CONFIGS]

@@ -6,7 +6,7 @@ import pytest
 
 import helpers  # noqa: F401  (quiet transformers)
 from vlsurgery.errors import ResolutionError, SpecError
-from vlsurgery.profiles import plan
+from vlsurgery.planning import plan
 from vlsurgery.spec import parse
 
 

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from vlsurgery.profiles.report import count_json, render_count
+    from vlsurgery.cli.report import count_json, render_count
 
     _, count = resolve_for_cli(args)
     if args.json:

@@ -54,9 +54,9 @@ def run(args) -> int:
     import torch
 
     from vlsurgery.compiler.compile import compile
-    from vlsurgery.profiles import count
+    from vlsurgery.planning import count
     from vlsurgery.profiles.backbone import load_model
-    from vlsurgery.profiles.report import render_count
+    from vlsurgery.cli.report import render_count
     from vlsurgery.resources import spec_library
 
     torch.set_num_threads(1)  # tiny matrices: threads only add overhead

@@ -7,7 +7,7 @@ covers, each with its trainable-parameter difference; then differences of backbo
 Designs that differ only in formatting, order, comments, ``let`` values that resolve the same,
 or DSL vs YAML are identical.  ``--backbone`` resolves both on one backbone; without it each is
 resolved on its own (a spec naming none borrows the other's).  ``--json`` prints the stable JSON
-object documented in :mod:`vlsurgery.compare` and docs/diff.md; ``--markdown`` a table.
+object documented in :mod:`vlsurgery.diff` and docs/diff.md; ``--markdown`` a table.
 
 Exit status, as diff(1): 0 identical, 1 different, 2 trouble (an unreadable or invalid spec, a
 spec that does not fit the backbone, an unknown backbone, a bad command line).  Because 1 means
@@ -46,7 +46,7 @@ def _load(path):
 
 
 def run(args) -> int:
-    from vlsurgery.compare.model import diff
+    from vlsurgery.diff.model import diff
     from vlsurgery.errors import SpecError, VLSurgeryError
 
     try:

@@ -30,8 +30,8 @@ def add_parser(subparsers) -> None:
 
 def resolve_for_cli(args):
     """Load the spec, resolve it, print every warning (spec-level and backbone-level) to stderr."""
-    from vlsurgery.profiles import count_plan
-    from vlsurgery.profiles.resolve import resolve
+    from vlsurgery.planning import count_plan
+    from vlsurgery.planning.resolve import resolve
     from vlsurgery.spec.loader import load_with_problems
 
     spec, warnings, texts, _ = load_with_problems(args.spec)
@@ -44,7 +44,7 @@ def resolve_for_cli(args):
 
 
 def run(args) -> int:
-    from vlsurgery.profiles.report import count_json, render_plan
+    from vlsurgery.cli.report import count_json, render_plan
 
     plan, count = resolve_for_cli(args)
     if args.json:

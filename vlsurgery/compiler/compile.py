@@ -68,7 +68,7 @@ def compile(spec, model: nn.Module, *, seed: int | None = None) -> nn.Module:
     from it (the global RNG is left as it was).  Raises SpecError/ResolutionError when the spec does
     not fit the model, CompileError when a layer cannot be rewritten; the model is then unchanged.
     """
-    from vlsurgery.profiles import plan as make_plan
+    from vlsurgery.planning import plan as make_plan
 
     if not isinstance(model, nn.Module):
         raise UsageError(f"compile() takes a model (nn.Module), got {type(model).__name__}")

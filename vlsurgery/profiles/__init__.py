@@ -1,64 +1,25 @@
-"""Backbone profiles, resolution of specs to concrete sites, and exact parameter accounting.
+"""Backbone profiles: pure data about the model families vlsurgery can rewrite.
 
-    >>> from vlsurgery.profiles import plan, count
-    >>> c = count("specs/paper/bart-base/vl-pet-large.vls")
-    >>> c.trainable, c.total, round(c.trainable_percent, 2)
+A family lives in one file under ``vlsurgery/profiles/families/`` (found automatically: a new
+file there is a new family, nothing else to edit).  It declares
 
-``plan(spec, backbone=None) -> Plan`` resolves a spec against a backbone (None: the spec's own
-``backbone``); ``count(spec, backbone=None) -> Count`` adds up the parameters of the model that
-compiling the plan would give.  ``spec`` is a :class:`~vlsurgery.spec.ir.Spec`, a path to a spec
-file (``extends`` merged), or spec text; ``backbone`` a preset name (``bart-base``, ``tiny-t5``...),
-a hub name, a local model directory, a ``PretrainedConfig`` or a model instance.
+- its **role vocabulary** (:class:`Roles`): the stacks, the sublayers of each stack and the
+  projection roles of each sublayer that addresses may name (``encoder``, ``self_attn``, ``v``);
+  the spec language accepts the union over all families, a plan the backbone's own;
+- how a config maps those roles to module paths and to the X/H dataflow points
+  (:class:`Profile`), and every base parameter with its shape, so that counting never builds a
+  model.
+
+``load_backbone(name | path | config | model)`` turns what a user gives into a :class:`Backbone`
+(presets in ``presets/*.json`` work offline); ``vocabulary()`` is the union of every family's
+roles.  Planning lives in :mod:`vlsurgery.planning`, counting there too.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from vlsurgery.profiles.backbone import Backbone, load_backbone, preset_config, preset_names, profile_of
+from vlsurgery.profiles.families import families, family_of, vocabulary
+from vlsurgery.profiles.profile import Family, Norm, Profile, Roles, Stack, Sublayer
 
-from vlsurgery.profiles.backbone import (FAMILIES, Backbone, family_of, load_backbone, preset_config, preset_names,
-                                         profile_of)
-from vlsurgery.profiles.count import Count, SiteCount, count_plan
-from vlsurgery.profiles.plan import Plan, PlannedSite
-from vlsurgery.profiles.profile import Family, Norm, Profile, Stack, Sublayer
-
-
-def load_spec(spec):
-    """A Spec from a Spec, a path (``extends`` merged) or spec text."""
-    from vlsurgery.spec import Spec, load, parse
-
-    if isinstance(spec, Spec):
-        return spec
-    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and spec.strip() and "\n" not in spec and (
-            Path(spec).suffix in (".vls", ".yaml", ".yml") or Path(spec).exists())):
-        return load(spec)
-    if isinstance(spec, (str, bytes)):
-        parsed = parse(spec)
-        if parsed.extends is not None:
-            from vlsurgery.errors import UsageError
-
-            raise UsageError("spec text with `extends` must be loaded from a file (its base is found relative "
-                             "to it): pass the path instead")
-        return parsed
-    from vlsurgery.errors import UsageError
-
-    raise UsageError(f"expected a Spec, a path or spec text, got {type(spec).__name__}")
-
-
-def plan(spec, backbone=None) -> Plan:
-    """Resolve ``spec`` against ``backbone`` (None: the spec's own) into a :class:`Plan`."""
-    from vlsurgery.profiles.resolve import resolve
-
-    return resolve(load_spec(spec), backbone)
-
-
-def count(spec, backbone=None) -> Count:
-    """Exact trainable and total parameters of the compiled model (vl-pet.md section 6)."""
-    if isinstance(spec, Plan):
-        return count_plan(spec)
-    return count_plan(plan(spec, backbone))
-
-
-__all__ = ["Backbone", "Count", "FAMILIES", "Family", "Norm", "Plan", "PlannedSite", "Profile", "SiteCount",
-           "Stack", "Sublayer", "count", "count_plan", "family_of", "load_backbone", "load_spec", "plan",
-           "preset_config", "preset_names", "profile_of"]
+__all__ = ["Backbone", "Family", "Norm", "Profile", "Roles", "Stack", "Sublayer", "families", "family_of",
+           "load_backbone", "preset_config", "preset_names", "profile_of", "vocabulary"]

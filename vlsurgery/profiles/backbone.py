@@ -19,15 +19,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from types import SimpleNamespace
-from functools import lru_cache
 from pathlib import Path
 
+from vlsurgery import caches
 from vlsurgery.errors import BackboneError, nearest
-from vlsurgery.profiles import bart, t5
-from vlsurgery.profiles.profile import Family, Profile
-
-#: Every supported family, by model_type.  Adding a family: write its module, list it here.
-FAMILIES: dict[str, Family] = {mt: fam for fam in (*bart.FAMILIES, *t5.FAMILIES) for mt in fam.model_types}
+from vlsurgery.profiles.families import family_of
+from vlsurgery.profiles.profile import Profile
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -58,12 +55,12 @@ def preset_names() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in PRESETS_DIR.glob("*.json")))
 
 
-@lru_cache(maxsize=None)
+@caches.memoize("profiles.preset_data")
 def _preset_data(name: str) -> dict:
     return json.loads((PRESETS_DIR / f"{name}.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@caches.memoize("profiles.hub_aliases")
 def _hub_aliases() -> dict[str, str]:
     out = {}
     for name in preset_names():
@@ -82,18 +79,7 @@ def preset_config(name: str):
     return AutoConfig.for_model(data.pop("model_type"), **data)
 
 
-def family_of(config) -> Family:
-    model_type = getattr(config, "model_type", None)
-    family = FAMILIES.get(model_type)
-    if family is None:
-        guess = nearest(str(model_type), FAMILIES)
-        hint = f" (did you mean '{guess}'?)" if guess else ""
-        raise BackboneError(f"unsupported backbone family '{model_type}'{hint}; vlsurgery supports: "
-                            + ", ".join(sorted(FAMILIES)))
-    return family
-
-
-@lru_cache(maxsize=None)
+@caches.memoize("profiles.preset_profile")
 def preset_profile(name: str) -> Profile:
     """The profile of a preset, from its JSON alone (no transformers import: fast)."""
     data = dict(_preset_data(name)["config"])
@@ -101,20 +87,20 @@ def preset_profile(name: str) -> Profile:
     return family_of(config).make_profile(config)
 
 
-_PROFILE_CACHE: dict[str, Profile] = {}
+_PROFILES = caches.table("profiles.by_config")
 
 
 def profile_of(config) -> Profile:
     """The profile of a config; cached by the config's content (a profile is pure data)."""
     family = family_of(config)
     key = config.to_json_string(use_diff=False)
-    profile = _PROFILE_CACHE.get(key)
+    profile = _PROFILES.get(key)
     if profile is None:
         try:
             profile = family.make_profile(config)
         except (AttributeError, TypeError) as exc:
             raise BackboneError(f"the {family.name} config is missing a field vlsurgery needs: {exc}") from exc
-        _PROFILE_CACHE[key] = profile
+        _PROFILES[key] = profile
     return profile
 
 
@@ -161,7 +147,7 @@ def _from_name(name: str) -> Backbone:
     return Backbone(name, profile_of(config), config)
 
 
-@lru_cache(maxsize=64)
+@caches.memoize("profiles.auto_config", maxsize=64)
 def _auto_config(source: str, name: str):
     from transformers import AutoConfig
 

@@ -7,23 +7,81 @@ relative to the layer), its layer norm and its projections (``q`` -> ``self_attn
 lists every parameter of the base model with its shape, which is how vlsurgery counts parameters
 and resolves ``train`` targets without building a model.
 
-A family (``vlsurgery/profiles/bart.py``, ``t5.py``) is one :class:`Family` object: the model types it
-covers, a function config -> Profile, and the model class to build for tests.  Adding a family is
-writing one such module and listing it in ``vlsurgery.profiles.families``.
+A family (``vlsurgery/profiles/families/bart.py``, ``t5.py``) is one :class:`Family` object: the
+model types it covers, its role vocabulary (:class:`Roles`) and a function config -> Profile.
+Adding a family is writing one such module in that folder: it is found by scanning the folder.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Callable
 
-#: Sublayer roles in the order they run inside a layer.
-SUBLAYERS = ("self_attn", "cross_attn", "ffn")
-#: Projection roles of each sublayer kind.
-ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
-FFN_PROJECTIONS = ("in", "out")
+from vlsurgery import caches
+
+@dataclass(frozen=True)
+class Roles:
+    """An address vocabulary: which stacks exist, their sublayers, each sublayer's projection roles,
+    and which stacks take prefix tokens at their input.
+
+    A family declares the roles any of its configs can have; a :class:`Profile` has the exact roles
+    of one config; :meth:`union` merges vocabularies (what the spec language accepts without a
+    backbone)::
+
+        >>> r = Roles.of({"encoder": {"self_attn": ("q", "v"), "ffn": ("in", "out")}}, inputs=("encoder",))
+        >>> r.sublayers("encoder"), r.projections("encoder", "ffn"), r.all_projections()
+        (('ffn', 'self_attn'), ('in', 'out'), ('in', 'out', 'q', 'v'))
+    """
+
+    stacks: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
+    inputs: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, mapping: dict, inputs=()) -> "Roles":
+        """From ``{stack: {sublayer: (projection roles...)}}``; names are kept sorted."""
+        stacks = tuple(sorted((stack, tuple(sorted((sub, tuple(sorted(set(projs))))
+                                                   for sub, projs in subs.items())))
+                              for stack, subs in mapping.items()))
+        return cls(stacks, tuple(sorted(set(inputs))))
+
+    def as_dict(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        return {stack: dict(subs) for stack, subs in self.stacks}
+
+    @staticmethod
+    def union(*vocabularies: "Roles") -> "Roles":
+        merged: dict[str, dict[str, set]] = {}
+        for roles in vocabularies:
+            for stack, subs in roles.stacks:
+                for sub, projs in subs:
+                    merged.setdefault(stack, {}).setdefault(sub, set()).update(projs)
+        return Roles.of(merged, [s for roles in vocabularies for s in roles.inputs])
+
+    def stack_names(self) -> tuple[str, ...]:
+        return tuple(stack for stack, _ in self.stacks)
+
+    def sublayers(self, stack: str | None = None) -> tuple[str, ...]:
+        """The sublayers of one stack, or of any stack (None)."""
+        found = {sub for name, subs in self.stacks if stack in (None, name) for sub, _ in subs}
+        return tuple(sorted(found))
+
+    def projections(self, stack: str | None = None, sublayer: str | None = None) -> tuple[str, ...]:
+        """The projection roles of a sublayer of a stack; None for either means any."""
+        found = {p for name, subs in self.stacks if stack in (None, name)
+                 for sub, projs in subs if sublayer in (None, sub) for p in projs}
+        return tuple(sorted(found))
+
+    def all_projections(self) -> tuple[str, ...]:
+        return self.projections()
+
+
+#: The vocabulary of the classic encoder-decoder transformer (BART, T5 and their kin): attention
+#: projections q k v o, feed-forward projections in (every input projection) and out; prefix
+#: tokens go to the encoder's input.
+ENCODER_DECODER = Roles.of({"encoder": {"self_attn": ("q", "k", "v", "o"), "ffn": ("in", "out")},
+                            "decoder": {"self_attn": ("q", "k", "v", "o"), "cross_attn": ("q", "k", "v", "o"),
+                                        "ffn": ("in", "out")}}, inputs=("encoder",))
 
 
 @dataclass(frozen=True)
@@ -62,6 +120,7 @@ class Stack:
     d_ff: int
     sublayers: tuple[Sublayer, ...]
     norms: tuple[str, ...] = ()    # stack-level norms (absolute paths): embedding norm, final norm
+    takes_prefix: bool = False     # visual and prompt tokens can be prepended to its input
 
     def layer_module(self, index: int) -> str:
         return f"{self.layers_path}.{index}"
@@ -114,6 +173,12 @@ class Profile:
         return tuple(s.name for s in self.stacks)
 
     @cached_property
+    def roles(self) -> Roles:
+        """The exact address vocabulary of this config."""
+        return Roles.of({st.name: {sub.name: sub.roles for sub in st.sublayers} for st in self.stacks},
+                        [st.name for st in self.stacks if st.takes_prefix])
+
+    @cached_property
     def parameters(self) -> dict[str, tuple[int, ...]]:
         """Every parameter of the base model, name -> shape, tied tensors listed once (as
         ``named_parameters()`` lists them).  Buffers (``final_logits_bias``) are not parameters."""
@@ -150,7 +215,7 @@ class Profile:
         return f"{kind}, {stacks} layers, d_model {self.d_model}"
 
 
-@lru_cache(maxsize=None)
+@caches.memoize("profiles.leaf_regex")
 def leaf_regex(pattern: str) -> re.Pattern:
     """A leaf pattern relative to a layer (``layer.*.*``; ``*`` = one name) as a regex."""
     return re.compile(r"[^.]+".join(re.escape(part) for part in pattern.split("*")))
@@ -158,10 +223,12 @@ def leaf_regex(pattern: str) -> re.Pattern:
 
 @dataclass(frozen=True)
 class Family:
-    """A backbone family: the model types it covers and how to profile a config of it."""
+    """A backbone family: the model types it covers, the roles any of its configs may have, and how
+    to profile a config of it (``make_profile(config).roles`` is always within ``roles``)."""
 
     name: str
     model_types: tuple[str, ...]
+    roles: Roles
     make_profile: Callable[[object], Profile]
 
 

@@ -28,7 +28,7 @@ def _fail(message: str, *specs) -> None:
 
 
 def _spec(spec):
-    from vlsurgery.profiles import load_spec
+    from vlsurgery.planning import load_spec
 
     return load_spec(spec)
 
@@ -62,7 +62,7 @@ def assert_counts_match(spec, backbone, *, seed: int = 0) -> None:
     (a copy is compiled; the model itself is left alone).
     """
     from vlsurgery.compiler.compile import compile
-    from vlsurgery.profiles import count
+    from vlsurgery.planning import count
 
     spec = _spec(spec)
     model, target, where = _model(backbone, seed)
@@ -122,7 +122,7 @@ def assert_roundtrip(spec) -> None:
 def assert_dsl_yaml_agree(spec, backbone=None) -> None:
     """The DSL and the YAML text of a spec read back as the same IR and, with a backbone (or the
     spec's own), resolve to the same design (an empty ``diff``)."""
-    from vlsurgery.compare import diff
+    from vlsurgery.diff import diff
     from vlsurgery.spec import dumps
 
     dsl = _parse(dumps(spec, "dsl"), "dsl", spec, "the DSL text")
@@ -148,7 +148,7 @@ def assert_diff_laws(a, b, backbone=None) -> None:
     - the rows' deltas add up to the totals (trainable and total parameters);
     - identical designs have the same counts.
     """
-    from vlsurgery.compare import diff
+    from vlsurgery.diff import diff
     from vlsurgery.spec import dumps, parse
 
     a, b = _spec(a), _spec(b)

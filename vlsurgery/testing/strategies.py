@@ -116,7 +116,7 @@ GENERIC = Shape({"encoder": 1, "decoder": 1}, {"encoder": ("self_attn", "ffn"),
 
 def shape_of(backbone) -> Shape:
     from vlsurgery.profiles import load_backbone
-    from vlsurgery.profiles.resolve import slots
+    from vlsurgery.planning.resolve import slots
 
     profile = load_backbone(backbone).profile
     widths = {w for s in slots(profile) for w in (s.dims.d_in, s.dims.d_out)}
@@ -409,7 +409,7 @@ def _valid(spec: Spec, backbone) -> bool:
 
     if any(p.severity == "error" for p in validate(spec)):
         return False
-    from vlsurgery.profiles import plan
+    from vlsurgery.planning import plan
 
     try:
         for bb in ([backbone] if backbone is not None else _references()):

@@ -12,8 +12,11 @@ folded into ``gate: none -> matrix(r=96)``), grouped so that one change on many 
 or stacks is one row; then the rest of the design (``backbone``, ``projector``, ``train`` as
 base parameter names, Compacter's ``shared`` tensors).  Designs that differ only in formatting,
 statement order where it does not matter, comments, ``let`` values that resolve the same, or
-DSL vs YAML form are identical.  This package is named ``compare`` so that the function
-``vlsurgery.diff`` is not shadowed by a submodule of the same name.
+DSL vs YAML form are identical.
+
+The package is itself callable: ``vlsurgery.diff(a, b)`` is :func:`diff`, so the name users call
+and the package that implements it are one and the same (``import vlsurgery.diff`` never
+shadows the function, because there is no separate function to shadow).
 
 Laws (checked by :func:`vlsurgery.testing.assert_diff_laws`): ``diff(a, a).identical``;
 ``diff(b, a) == diff(a, b).reversed()``; the rows' trainable deltas add up to
@@ -53,8 +56,20 @@ only ever added within a version::
     }
 """
 
-from vlsurgery.compare.model import Diff, FieldChange, SiteChange, SpecChange, diff
-from vlsurgery.compare.render import SCHEMA, diff_dict, render_markdown, render_text
+import sys
+import types
+
+from vlsurgery.diff.model import Diff, FieldChange, SiteChange, SpecChange, diff
+from vlsurgery.diff.render import SCHEMA, diff_dict, render_markdown, render_text
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, a, b, backbone=None) -> Diff:
+        """What changed from design ``a`` to design ``b`` and what it costs: :func:`diff`."""
+        return diff(a, b, backbone)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
 
 __all__ = ["Diff", "FieldChange", "SCHEMA", "SiteChange", "SpecChange", "diff", "diff_dict", "render_markdown",
            "render_text"]

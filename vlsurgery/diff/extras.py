@@ -1,11 +1,11 @@
 """The rest of two designs compared: backbone, projector, ``train`` (as base parameter names) and
-Compacter's shared tensors, each a :class:`~vlsurgery.compare.model.SpecChange` with its deltas."""
+Compacter's shared tensors, each a :class:`~vlsurgery.diff.model.SpecChange` with its deltas."""
 
 from __future__ import annotations
 
-from vlsurgery.compare.model import ADDED, CHANGED, REMOVED, FieldChange, SpecChange
-from vlsurgery.compare.sites import value_text as _text
-from vlsurgery.profiles.report import number, params_dict, train_groups
+from vlsurgery.diff.model import ADDED, CHANGED, REMOVED, FieldChange, SpecChange
+from vlsurgery.diff.sites import value_text as _text
+from vlsurgery.render import number, params_dict, train_groups
 
 
 def spec_changes(ca, cb, same_backbone: bool) -> tuple[SpecChange, ...]:

@@ -1,4 +1,4 @@
-"""Resolution: spec + backbone -> :class:`~vlsurgery.profiles.plan.Plan`.
+"""Resolution: spec + backbone -> :class:`~vlsurgery.planning.model.Plan`.
 
 1. Enumerate the backbone's slots: each stack's input, every layer's sublayers, and every linear
    of every projection role.
@@ -26,7 +26,7 @@ from vlsurgery.methods import registry
 from vlsurgery.methods.params import DEFAULT_METHOD, METHOD_PARAMS, ProjectorParams, schema
 from vlsurgery.methods.registry import SiteDims
 from vlsurgery.profiles.backbone import load_backbone
-from vlsurgery.profiles.plan import Plan, PlannedSite
+from vlsurgery.planning.model import Plan, PlannedSite
 from vlsurgery.profiles.profile import Profile, Stack
 from vlsurgery.spec.ir import Index, Ref, Spec, Statement
 
@@ -104,7 +104,7 @@ def slots(profile: Profile) -> list[Slot]:
 
 def compact_paths(paths: list[str]) -> str:
     """``encoder[0].ffn, encoder[1].ffn, encoder[2].ffn`` -> ``encoder[0:3].ffn``."""
-    from vlsurgery.profiles.report import group_paths
+    from vlsurgery.render import group_paths
 
     groups = group_paths(paths)
     return ", ".join(groups[:4]) + (f" and {len(groups) - 4} more" if len(groups) > 4 else "")

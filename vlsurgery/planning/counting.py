@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vlsurgery.methods.registry import count_projector
-from vlsurgery.profiles.plan import Plan, PlannedSite
+from vlsurgery.planning.model import Plan, PlannedSite
 
 
 @dataclass(frozen=True)

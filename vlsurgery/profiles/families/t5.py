@@ -22,7 +22,7 @@ such configs count ``lm_head.weight`` separately.
 
 from __future__ import annotations
 
-from vlsurgery.profiles.profile import Family, Norm, Profile, ShapeTable, Stack, Sublayer
+from vlsurgery.profiles.profile import ENCODER_DECODER, Family, Norm, Profile, ShapeTable, Stack, Sublayer
 
 
 def untied_lm_head(config) -> bool:
@@ -77,7 +77,7 @@ def _make(config, *, family: str, model_class: str) -> Profile:
             table.norm(f"{ff}.layer_norm", d, bias=False)
         table.norm(f"{name}.final_layer_norm", d, bias=False)
         stacks.append(Stack(name, name, f"{name}.block", n_layers, d_ff, tuple(sublayers),
-                            (f"{name}.final_layer_norm",)))
+                            (f"{name}.final_layer_norm",), takes_prefix=name == "encoder"))
     if untied_lm_head(config):
         table.add("lm_head.weight", config.vocab_size, d)
 
@@ -87,7 +87,11 @@ def _make(config, *, family: str, model_class: str) -> Profile:
                    token_embedding="shared.weight", leaves=("layer.*.*",), parameter_shapes=table.freeze())
 
 
-T5 = Family("t5", ("t5",), lambda config: _make(config, family="t5", model_class="T5ForConditionalGeneration"))
-MT5 = Family("mt5", ("mt5",), lambda config: _make(config, family="mt5", model_class="MT5ForConditionalGeneration"))
+def _family(name: str, model_class: str) -> Family:
+    return Family(name, (name,), ENCODER_DECODER, lambda config: _make(config, family=name, model_class=model_class))
+
+
+T5 = _family("t5", "T5ForConditionalGeneration")
+MT5 = _family("mt5", "MT5ForConditionalGeneration")
 
 FAMILIES = (T5, MT5)

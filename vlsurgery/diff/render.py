@@ -1,4 +1,4 @@
-"""A :class:`~vlsurgery.compare.model.Diff` as text, as a Markdown table and as JSON.
+"""A :class:`~vlsurgery.diff.model.Diff` as text, as a Markdown table and as JSON.
 
 Rows are marked like a unified diff: ``+`` added in b, ``-`` removed from b, ``~`` changed; each
 row ends with its trainable-parameter difference, the last lines with the totals of both sides.
@@ -6,8 +6,8 @@ row ends with its trainable-parameter difference, the last lines with the totals
 
 from __future__ import annotations
 
-from vlsurgery.compare.model import ADDED, REMOVED
-from vlsurgery.profiles.report import number, table
+from vlsurgery.diff.model import ADDED, REMOVED
+from vlsurgery.render import number, table
 
 SCHEMA = "vlsurgery.diff/1"
 _MARK = {ADDED: "+", REMOVED: "-"}
@@ -33,7 +33,7 @@ def _fields(fields) -> list[dict]:
 
 
 def diff_dict(d) -> dict:
-    """The JSON form (schema in :mod:`vlsurgery.compare`)."""
+    """The JSON form (schema in :mod:`vlsurgery.diff`)."""
     return {
         "schema": SCHEMA,
         "identical": d.identical,

@@ -1,121 +1,12 @@
-"""Human-readable summaries of plans and counts: grouping sites, describing hyperparameters.
-
-``group_paths`` folds the same change on many layers into one address::
-
-    >>> group_paths(["encoder[0].ffn", "encoder[1].ffn", "encoder[2].ffn", "encoder[5].ffn"])
-    ['encoder[0:3, 5].ffn']
-
-``describe`` prints a method with the hyperparameters that matter (those differing from the
-defaults, the gate folded into one word)::
-
-    adapter r=96 heads=4 gate=matrix(r=96)
-"""
+"""What ``vlsurgery plan`` and ``vlsurgery count`` print: a plan and its count as text and JSON."""
 
 from __future__ import annotations
 
-import dataclasses
-import re
-
-_LAYER = re.compile(r"^([^.\[]+)\[(\d+)\](.*)$")
-
-
-def layers_text(layers) -> str:
-    """``[0, 1, 2, 5]`` -> ``0:3, 5`` (runs of two or more as Python slices)."""
-    layers = sorted(set(layers))
-    runs, start = [], None
-    for i, layer in enumerate(layers):
-        if start is None:
-            start = layer
-        if i + 1 == len(layers) or layers[i + 1] != layer + 1:
-            runs.append(str(start) if layer == start else f"{start}:{layer + 1}")
-            start = None
-    return ", ".join(runs)
-
-
-def group_key(path: str) -> tuple[str, int | None]:
-    """(pattern with the layer taken out, layer): ``encoder[3].ffn`` -> (``encoder[*].ffn``, 3)."""
-    m = _LAYER.match(path)
-    if not m:
-        return path, None
-    return f"{m.group(1)}[*]{m.group(3)}", int(m.group(2))
-
-
-def group_paths(paths, key=group_key) -> list[str]:
-    """Fold paths that differ only in their layer into one address each, in first-seen order.
-
-    ``key`` splits a path into (pattern with ``[*]`` for the layer, layer or None).
-    """
-    groups: dict[str, list[int]] = {}
-    for path in paths:
-        pattern, layer = key(path)
-        groups.setdefault(pattern, [])
-        if layer is not None:
-            groups[pattern].append(layer)
-    return [pattern.replace("[*]", f"[{layers_text(layers)}]") if layers else pattern
-            for pattern, layers in groups.items()]
-
-
-_GATE_FIELDS = ("granularity", "gate_r", "gate_init", "scale")
-
-
-def describe(method: str, params) -> str:
-    """``adapter r=96 heads=4 gate=matrix(r=96) scale=0.3``: what is not a default, compactly."""
-    if params is None or not dataclasses.is_dataclass(params):
-        return method
-    parts = []
-    defaults = type(params)()
-    names = [f.name for f in dataclasses.fields(params)]
-    for name in names:
-        if name in _GATE_FIELDS:
-            continue
-        value = getattr(params, name)
-        if name == "reduction" and getattr(params, "r", None) is not None:
-            continue  # r is shown; the reduction that produced it is not needed
-        if name == "r" or value != getattr(defaults, name):
-            parts.append(f"{name}={_value(value)}")
-    granularity = getattr(params, "granularity", "none")
-    if granularity != "none":
-        extra = []
-        if granularity == "matrix" and params.gate_r is not None:
-            extra.append(f"r={params.gate_r}")
-        if getattr(params, "gate_init", "default") != "default":
-            extra.append(f"init={params.gate_init}")
-        parts.append(f"gate={granularity}" + (f"({', '.join(extra)})" if extra else ""))
-    if "scale" in names and params.scale != 1.0:
-        parts.append(f"scale={_value(params.scale)}")
-    return " ".join([method] + parts)
-
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)) if abs(value) < 1e15 else repr(value)
-    return str(value)
-
-
-def params_dict(params) -> dict:
-    """Every field of a hyperparameter dataclass, for JSON."""
-    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
+from vlsurgery.render import describe, group_key, layers_text, number, params_dict, table, train_groups
 
 
 # --------------------------------------------------------------------------------------------
 # plan and count as text and JSON (what `vlsurgery plan` / `vlsurgery count` print)
-
-
-def number(value: int) -> str:
-    """``1234567`` -> ``1,234,567``."""
-    return f"{value:,}"
-
-
-def table(rows: list[tuple], right: set[int] = frozenset()) -> list[str]:
-    """Rows as aligned text columns (columns in ``right`` right-aligned), trailing blanks trimmed."""
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for row in rows:
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        out.append("  ".join(cells).rstrip())
-    return out
 
 
 def heading(what: str, plan, title: str | None) -> str:
@@ -125,19 +16,6 @@ def heading(what: str, plan, title: str | None) -> str:
 
 def _projector_text(params) -> str:
     return " ".join(f"{k}={v}" for k, v in params_dict(params).items())
-
-
-_PARAM_LAYER = re.compile(r"^(.*\.(?:layers|block))\.(\d+)\.(.*)$")
-
-
-def _param_group_key(name: str) -> tuple[str, int | None]:
-    m = _PARAM_LAYER.match(name)
-    return (f"{m.group(1)}[*].{m.group(3)}", int(m.group(2))) if m else (name, None)
-
-
-def train_groups(names) -> list[str]:
-    """Parameter names folded by layer: ``model.encoder.layers[0:6].final_layer_norm.weight``."""
-    return group_paths(names, key=_param_group_key)
 
 
 def render_plan(plan, count, title: str | None = None) -> str:

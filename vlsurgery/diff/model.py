@@ -7,7 +7,7 @@ resolve to.  Formatting, statement order, comments, ``let`` values and the DSL/Y
 therefore make no difference.
 
 Sites with the same change are folded twice: first over layers (``encoder[0:6].ffn``, with
-:func:`vlsurgery.profiles.report.group_key` as ``count`` does), then over projections, sublayers
+:func:`vlsurgery.render.group_key` as ``count`` does), then over projections, sublayers
 and stacks (``encoder[0:6].{self_attn,ffn}``) when everything else about the change is the same.
 """
 
@@ -109,7 +109,7 @@ class SpecChange:
 
 @dataclass(frozen=True)
 class Diff:
-    """What changed from design ``a`` to design ``b`` and what it costs (see :mod:`vlsurgery.compare`).
+    """What changed from design ``a`` to design ``b`` and what it costs (see :mod:`vlsurgery.diff`).
 
     ``a_count``/``b_count``: the full :class:`~vlsurgery.profiles.Count` of each side (their
     ``.plan`` is the resolved plan).  ``a_backbone_from``/``b_backbone_from``: where each side's
@@ -160,7 +160,7 @@ class Diff:
                     self.b_backbone_from, self.a_backbone_from, self.b_count, self.a_count)
 
     def to_dict(self) -> dict:
-        from vlsurgery.compare.render import diff_dict
+        from vlsurgery.diff.render import diff_dict
 
         return diff_dict(self)
 
@@ -170,12 +170,12 @@ class Diff:
         return json.dumps(self.to_dict(), indent=indent)
 
     def render(self) -> str:
-        from vlsurgery.compare.render import render_text
+        from vlsurgery.diff.render import render_text
 
         return render_text(self)
 
     def markdown(self) -> str:
-        from vlsurgery.compare.render import render_markdown
+        from vlsurgery.diff.render import render_markdown
 
         return render_markdown(self)
 
@@ -194,10 +194,11 @@ def diff(a, b, backbone=None) -> Diff:
     ``backbone``: resolve both on it; None: each on its own spec's backbone (a spec that names
     none borrows the other's).  Raises SpecError / ResolutionError / BackboneError.
     """
-    from vlsurgery.compare.extras import spec_changes
-    from vlsurgery.compare.sites import site_changes
-    from vlsurgery.profiles import count_plan, load_backbone, load_spec
-    from vlsurgery.profiles.resolve import resolve
+    from vlsurgery.diff.extras import spec_changes
+    from vlsurgery.diff.sites import site_changes
+    from vlsurgery.planning import count_plan, load_spec
+    from vlsurgery.profiles import load_backbone
+    from vlsurgery.planning.resolve import resolve
 
     spec_a, spec_b = load_spec(a), load_spec(b)
     if backbone is not None:

@@ -15,7 +15,7 @@ residual add.  Layers are traced with their direct children as leaves.
 
 from __future__ import annotations
 
-from vlsurgery.profiles.profile import Family, Norm, Profile, ShapeTable, Stack, Sublayer
+from vlsurgery.profiles.profile import ENCODER_DECODER, Family, Norm, Profile, ShapeTable, Stack, Sublayer
 
 _ATTN = (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "out_proj"))
 
@@ -72,7 +72,8 @@ def _make(config, *, family: str, model_class: str, pre_norm: bool, embedding_no
             norms.append(f"{root}.layer_norm")
         for norm in norms:
             table.norm(norm, d)
-        stacks.append(Stack(name, root, f"{root}.layers", n_layers, d_ff, tuple(sublayers), tuple(norms)))
+        stacks.append(Stack(name, root, f"{root}.layers", n_layers, d_ff, tuple(sublayers), tuple(norms),
+                            takes_prefix=name == "encoder"))
     if not tied:
         table.add("lm_head.weight", dec_vocab, d)
 
@@ -84,7 +85,7 @@ def _make(config, *, family: str, model_class: str, pre_norm: bool, embedding_no
 
 
 def _family(name, model_types, model_class, **layout) -> Family:
-    return Family(name, model_types, lambda config: _make(config, family=name, model_class=model_class, **layout))
+    return Family(name, model_types, ENCODER_DECODER, lambda config: _make(config, family=name, model_class=model_class, **layout))
 
 
 BART = _family("bart", ("bart",), "BartForConditionalGeneration",

@@ -1,7 +1,7 @@
 """Sites of two plans compared: matched by canonical path, compared field by field, folded into rows.
 
 Folding: the same change (same kind, descriptions, fields and per-site counts) on many sites is
-one row, first over layers with :func:`vlsurgery.profiles.report.group_key` (as ``count`` does),
+one row, first over layers with :func:`vlsurgery.render.group_key` (as ``count`` does),
 then over projections, sublayers and stacks where everything else agrees, in a fixed order so
 that ``diff(b, a)`` folds exactly as ``diff(a, b)`` does::
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from vlsurgery.compare.model import ADDED, CHANGED, REMOVED, FieldChange, SiteChange
-from vlsurgery.profiles.report import describe, group_key, layers_text
+from vlsurgery.diff.model import ADDED, CHANGED, REMOVED, FieldChange, SiteChange
+from vlsurgery.render import describe, group_key, layers_text
 
 _GATE_TEXT = re.compile(r"\bgate=(\w+(?:\([^)]*\))?)")
 _GATE_FIELDS = ("granularity", "gate_r", "gate_init")
