@@ -86,6 +86,23 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean '{guess}'?" if guess else None
 
 
+def choices(names) -> str:
+    """``expected`` text for a list of valid names: the one name, or ``one of: a, b, c``."""
+    names = list(names)
+    if not names:
+        return "no parameters"
+    return names[0] if len(names) == 1 else "one of: " + ", ".join(names)
+
+
+def check_name(name, valid, what, span, out, *, expected=None, extra_hint=None) -> bool:
+    """True if ``name`` is in ``valid``; else a Problem (``unknown <what> 'name'``, did-you-mean) in ``out``."""
+    if name in valid:
+        return True
+    hint = did_you_mean(name, valid) or extra_hint
+    out.append(Problem(f"unknown {what} '{name}'", span, expected=expected or choices(valid), hint=hint))
+    return False
+
+
 class VLSurgeryError(Exception):
     """Root of every error vlsurgery raises on purpose."""
 

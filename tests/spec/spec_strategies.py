@@ -7,7 +7,7 @@ import string
 from hypothesis import strategies as st
 
 from vlsurgery.methods.params import METHOD_PARAMS, ProjectorParams, schema
-from vlsurgery.spec.addresses import PROJECTIONS, STACK_SUBLAYERS
+from vlsurgery.profiles import vocabulary
 from vlsurgery.spec.dsl import KEYWORDS
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
 
@@ -38,14 +38,14 @@ def site_address(draw, kinds):
         return kind, Address((Segment(stack), Segment(("input",))))
     sel = draw(layers)
     stacks = stack or ("encoder", "decoder")
-    subs = sorted(set.intersection(*(set(STACK_SUBLAYERS[s]) for s in stacks)))
+    subs = sorted(set.intersection(*(set(vocabulary().sublayers(s)) for s in stacks)))
     if kind == "sublayer" and draw(st.booleans()):
         return kind, Address((Segment(stack, sel),))
     sub = draw(st.one_of(st.none(), st.lists(st.sampled_from(subs), min_size=1, max_size=2, unique=True).map(tuple)))
     if kind == "sublayer":
         return kind, Address((Segment(stack, sel), Segment(sub)))
     chosen = sub or tuple(subs)
-    projs = sorted(set().union(*(PROJECTIONS[s] for s in chosen)))
+    projs = sorted(set().union(*(vocabulary().projections(None, s) for s in chosen)))
     proj = draw(st.one_of(st.none(), st.lists(st.sampled_from(projs), min_size=1, max_size=2, unique=True).map(tuple)))
     return kind, Address((Segment(stack, sel), Segment(sub), Segment(proj)))
 

@@ -24,15 +24,16 @@ from vlsurgery import caches
 @dataclass(frozen=True)
 class Roles:
     """An address vocabulary: which stacks exist, their sublayers, each sublayer's projection roles,
-    and which stacks take prefix tokens at their input.
+    and which stacks take prefix tokens at their input.  Names keep the order they are declared in
+    (the order they run in a model); callers sort where they print choices.
 
     A family declares the roles any of its configs can have; a :class:`Profile` has the exact roles
     of one config; :meth:`union` merges vocabularies (what the spec language accepts without a
     backbone)::
 
         >>> r = Roles.of({"encoder": {"self_attn": ("q", "v"), "ffn": ("in", "out")}}, inputs=("encoder",))
-        >>> r.sublayers("encoder"), r.projections("encoder", "ffn"), r.all_projections()
-        (('ffn', 'self_attn'), ('in', 'out'), ('in', 'out', 'q', 'v'))
+        >>> r.sublayers("encoder"), r.projections("encoder", "ffn"), r.projections()
+        (('self_attn', 'ffn'), ('in', 'out'), ('q', 'v', 'in', 'out'))
     """
 
     stacks: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
@@ -40,40 +41,38 @@ class Roles:
 
     @classmethod
     def of(cls, mapping: dict, inputs=()) -> "Roles":
-        """From ``{stack: {sublayer: (projection roles...)}}``; names are kept sorted."""
-        stacks = tuple(sorted((stack, tuple(sorted((sub, tuple(sorted(set(projs))))
-                                                   for sub, projs in subs.items())))
-                              for stack, subs in mapping.items()))
-        return cls(stacks, tuple(sorted(set(inputs))))
-
-    def as_dict(self) -> dict[str, dict[str, tuple[str, ...]]]:
-        return {stack: dict(subs) for stack, subs in self.stacks}
+        """From ``{stack: {sublayer: (projection roles...)}}``."""
+        return cls(tuple((stack, tuple((sub, tuple(dict.fromkeys(projs))) for sub, projs in subs.items()))
+                         for stack, subs in mapping.items()), tuple(dict.fromkeys(inputs)))
 
     @staticmethod
     def union(*vocabularies: "Roles") -> "Roles":
-        merged: dict[str, dict[str, set]] = {}
+        merged: dict[str, dict[str, dict]] = {}
         for roles in vocabularies:
             for stack, subs in roles.stacks:
                 for sub, projs in subs:
-                    merged.setdefault(stack, {}).setdefault(sub, set()).update(projs)
+                    merged.setdefault(stack, {}).setdefault(sub, {}).update(dict.fromkeys(projs))
         return Roles.of(merged, [s for roles in vocabularies for s in roles.inputs])
+
+    @staticmethod
+    def common(first: "Roles", *others: "Roles") -> "Roles":
+        """The roles every vocabulary has (what fits all of several backbones)."""
+        return Roles.of({stack: {sub: [p for p in projs if all(p in o.projections(stack, sub) for o in others)]
+                                 for sub, projs in subs if all(sub in o.sublayers(stack) for o in others)}
+                         for stack, subs in first.stacks if all(stack in o.stack_names() for o in others)},
+                        [s for s in first.inputs if all(s in o.inputs for o in others)])
 
     def stack_names(self) -> tuple[str, ...]:
         return tuple(stack for stack, _ in self.stacks)
 
     def sublayers(self, stack: str | None = None) -> tuple[str, ...]:
         """The sublayers of one stack, or of any stack (None)."""
-        found = {sub for name, subs in self.stacks if stack in (None, name) for sub, _ in subs}
-        return tuple(sorted(found))
+        return tuple(dict.fromkeys(sub for name, subs in self.stacks if stack in (None, name) for sub, _ in subs))
 
     def projections(self, stack: str | None = None, sublayer: str | None = None) -> tuple[str, ...]:
         """The projection roles of a sublayer of a stack; None for either means any."""
-        found = {p for name, subs in self.stacks if stack in (None, name)
-                 for sub, projs in subs if sublayer in (None, sub) for p in projs}
-        return tuple(sorted(found))
-
-    def all_projections(self) -> tuple[str, ...]:
-        return self.projections()
+        return tuple(dict.fromkeys(p for name, subs in self.stacks if stack in (None, name)
+                                   for sub, projs in subs if sublayer in (None, sub) for p in projs))
 
 
 #: The vocabulary of the classic encoder-decoder transformer (BART, T5 and their kin): attention

@@ -1,9 +1,19 @@
-"""Roles of addresses, and which statements may touch the same sites (without a backbone).
+"""Address semantics, in one place for every stage: what an address names and whether it is valid.
 
 An address names *sites*: ``(stack, layer, sublayer, projection)`` for sublayer and projection
 sites (projection ``None`` for a sublayer site), ``(stack, None, "input", None)`` for a stack's
 input.  A sublayer site and the projection sites inside it are different sites: ``encoder.ffn``
 and ``encoder.ffn.in`` never override each other.
+
+The role names themselves are not written here.  They are data of the backbone families
+(:class:`vlsurgery.profiles.Roles`): without a backbone an address may use any role of any
+registered family (:func:`vlsurgery.profiles.vocabulary`), on a backbone exactly that backbone's
+roles (``profile.roles``).  Only the closed words of the language live here: ``input``, and the
+``train`` endings ``layernorm``/``bias`` and words ``projector``/``all``.
+
+Who asks what: validation (:func:`check_address`, :func:`check_train`, :func:`covers`), the
+``check`` summary (:func:`earlier_overlaps`, :func:`effect`), the planner (:func:`select`,
+:func:`pick_layers`, :func:`train_rule`) and the hypothesis strategies (:func:`kind`).
 
 Whether two addresses share a site is decided exactly from the names, and from the layer
 selections for every number of layers a stack may have; when the answer depends on that number
@@ -18,20 +28,15 @@ selections for every number of layers a stack may have; when the answer depends 
 
 from __future__ import annotations
 
-import itertools
+from vlsurgery.errors import Problem, check_name, choices, did_you_mean, nearest
+from vlsurgery.profiles import Roles, vocabulary
+from vlsurgery.spec.ir import Address, Index, LayerItem, Segment
 
-from vlsurgery.spec.ir import Address, Index, LayerItem
-
-STACKS = ("decoder", "encoder")
-SUBLAYERS = ("cross_attn", "ffn", "self_attn")
 INPUT = "input"
-PROJECTIONS = {"self_attn": ("k", "o", "q", "v"), "cross_attn": ("k", "o", "q", "v"), "ffn": ("in", "out")}
-ALL_PROJECTIONS = ("in", "k", "o", "out", "q", "v")
-#: Sublayers each stack has (the encoder of an encoder-decoder model has no cross-attention).
-STACK_SUBLAYERS = {"encoder": ("ffn", "self_attn"), "decoder": SUBLAYERS}
 #: Last segments that only ``train`` accepts, and its one-word targets.
 TRAIN_PARTS = ("bias", "layernorm")
 TRAIN_WORDS = ("all", "projector")
+TRAIN_RULE = "a train target must be projector, all, or an address ending in layernorm or bias"
 
 
 def kind(address: Address) -> str:
@@ -42,24 +47,29 @@ def kind(address: Address) -> str:
     return "projection" if len(segs) >= 3 else "sublayer"
 
 
-def site_names(address: Address) -> set[tuple]:
+def site_names(address: Address, roles: Roles | None = None) -> set[tuple]:
     """The ``(stack, sublayer, projection)`` triples an address names (layers aside)."""
+    roles = roles or vocabulary()
     segs = address.segments
-    stacks = segs[0].names or STACKS
+    stacks = [s for s in (segs[0].names or roles.stack_names()) if s in roles.stack_names()]
     if kind(address) == "input":
-        return {(s, INPUT, None) for s in stacks if s in STACKS}
+        return {(s, INPUT, None) for s in stacks}
     out = set()
     for stack in stacks:
-        subs = segs[1].names if len(segs) > 1 and segs[1].names else STACK_SUBLAYERS.get(stack, ())
-        for sub in subs:
-            if sub not in STACK_SUBLAYERS.get(stack, ()):
+        subs = roles.sublayers(stack)
+        for sub in (segs[1].names if len(segs) > 1 and segs[1].names else subs):
+            if sub not in subs:
                 continue
             if len(segs) < 3:
                 out.add((stack, sub, None))
             else:
-                projs = segs[2].names or PROJECTIONS[sub]
-                out.update((stack, sub, p) for p in projs if p in PROJECTIONS[sub])
+                projs = roles.projections(stack, sub)
+                out.update((stack, sub, p) for p in (segs[2].names or projs) if p in projs)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# layer selections
 
 
 def layer_set(layers: tuple[LayerItem, ...] | None, count: int) -> set[int] | None:
@@ -77,6 +87,28 @@ def layer_set(layers: tuple[LayerItem, ...] | None, count: int) -> set[int] | No
     return out
 
 
+def pick_layers(items, n: int, stack: str, backbone: str) -> tuple[list[int] | None, str | None]:
+    """The sorted layers a selection picks in a stack of ``n`` layers, or why it cannot."""
+    if items is None:
+        return list(range(n)), None
+    chosen: list[int] = []
+    where = f"{stack} of {backbone} has {n} layer{'s' if n != 1 else ''} (0..{n - 1}, or -{n}..-1)"
+    for item in items:
+        if isinstance(item, Index):
+            if not -n <= item.value < n:
+                return None, f"layer {item.value} is out of range: {where}"
+            chosen.append(item.value % n)
+            continue
+        text = f"{'' if item.start is None else item.start}:{'' if item.stop is None else item.stop}"
+        if any(b is not None and not -n <= b <= n for b in (item.start, item.stop)):
+            return None, f"layer range [{text}] is out of range: {where}"
+        picked = list(range(*slice(item.start, item.stop).indices(n)))
+        if not picked:
+            return None, f"layer range [{text}] selects no layer of {stack} ({n} layers)"
+        chosen.extend(picked)
+    return sorted(set(chosen)), None
+
+
 def _bound(layers) -> int:
     values = [0]
     for item in layers or ():
@@ -84,21 +116,21 @@ def _bound(layers) -> int:
     return max(abs(v) for v in values)
 
 
-def _counts(*selections):
-    """Numbers of layers worth trying: every answer is stable beyond twice the largest index."""
-    top = 2 * max(_bound(s) for s in selections) + 2
-    return range(1, min(top, 512) + 1)
-
-
 def _for_every_count(a, b, test) -> str:
+    """``yes``/``no``/``maybe``: ``test`` over every stack size worth trying (every answer is stable
+    beyond twice the largest index)."""
     results = set()
-    for count in _counts(a, b):
+    for count in range(1, min(2 * max(_bound(a), _bound(b)) + 2, 512) + 1):
         sa, sb = layer_set(a, count), layer_set(b, count)
         if sa is not None and sb is not None:
             results.add(test(sa, sb))
     if results == {True}:
         return "yes"
     return "maybe" if True in results else "no"
+
+
+# --------------------------------------------------------------------------------------------
+# how statements relate (without a backbone)
 
 
 def overlap(a: Address, b: Address) -> str:
@@ -146,6 +178,197 @@ def effect(earlier_method: str | None, later_method: str | None) -> str:
     return "replaces"
 
 
-def all_names() -> tuple[str, ...]:
-    """Every role name an address may use, for 'did you mean'."""
-    return tuple(itertools.chain(STACKS, SUBLAYERS, (INPUT,), ALL_PROJECTIONS, TRAIN_PARTS, TRAIN_WORDS))
+# --------------------------------------------------------------------------------------------
+# validity against a vocabulary
+
+
+def check_address(address: Address, out: list[Problem], roles: Roles | None = None, *,
+                  train_prefix: bool = False) -> bool:
+    """Check the roles of a site address (or of a train target's part before layernorm/bias);
+    every problem goes to ``out``.  ``roles``: a backbone's vocabulary, default every family's."""
+    roles = roles or vocabulary()
+    segs, ok = address.segments, True
+    if len(segs) > 3:
+        out.append(Problem(f"too many segments in address: {len(segs)}", segs[3].span,
+                           expected="stack.sublayer.projection, e.g. decoder.cross_attn.v"))
+        return False
+    stack = segs[0]
+    stack_names = roles.stack_names()
+    for name in stack.names or ():
+        hint = (f"an address starts with the stack: {stack_names[0]}.{name} or *.{name}"
+                if name in roles.sublayers() + (INPUT,) else None)
+        ok &= check_name(name, stack_names, "stack", stack.span, out,
+                         expected=", ".join(stack_names) + ", * or {" + ",".join(stack_names) + "}",
+                         extra_hint=hint)
+    ok &= _check_layers(address, out)
+    if len(segs) < 2 or not ok:
+        return ok
+    sub = segs[1]
+    if sub.names and INPUT in sub.names:
+        return _check_input(address, out, train_prefix)
+    stacks = stack.names or stack_names
+    valid_subs = sorted({s for st in stacks for s in roles.sublayers(st)})
+    for name in sub.names or ():
+        if name in roles.sublayers() and name not in valid_subs:
+            out.append(Problem(f"the {'/'.join(stacks)} stack has no {name}", sub.span, expected=choices(valid_subs)))
+            ok = False
+        else:
+            expected = choices(valid_subs + ([] if train_prefix else [INPUT]) + ["*"])
+            ok &= check_name(name, roles.sublayers() + (INPUT,), "sublayer", sub.span, out, expected=expected)
+    if len(segs) < 3 or not ok:
+        return ok
+    valid_projs = sorted({p for st in stacks for s in (sub.names or valid_subs) for p in roles.projections(st, s)})
+    for name in segs[2].names or ():
+        if name in roles.projections() and name not in valid_projs:
+            subs = [s for s in (sub.names or valid_subs)]
+            out.append(Problem(f"{'/'.join(subs)} has no projection '{name}'", segs[2].span,
+                               expected=choices(valid_projs + ["*"])))
+            ok = False
+        else:
+            ok &= check_name(name, valid_projs, "projection", segs[2].span, out, expected=choices(valid_projs + ["*"]))
+    return ok
+
+
+def _check_layers(address: Address, out: list[Problem]) -> bool:
+    """Layer selections: only on the stack segment; warn about repeats, reject empty ranges."""
+    segs, ok, seen = address.segments, True, set()
+    for item in segs[0].layers or ():
+        if isinstance(item, Index):
+            if item.value in seen:
+                out.append(Problem(f"layer {item.value} is selected twice", segs[0].span, severity="warning"))
+            seen.add(item.value)
+        elif item.start is not None and item.stop is not None:
+            if (item.start < 0) == (item.stop < 0) and item.start >= item.stop:
+                out.append(Problem(f"layer range [{item.start}:{item.stop}] selects no layers", segs[0].span,
+                                   expected="start < stop (the stop is exclusive, as in Python)"))
+    for seg in segs[1:]:
+        if seg.layers is not None:
+            from vlsurgery.spec.printer import address_text
+
+            moved = Address((Segment(segs[0].names, seg.layers),) + tuple(Segment(s.names) for s in segs[1:]))
+            out.append(Problem("layer selections are only allowed on the stack segment", seg.span,
+                               expected=f"the selection right after the stack: {address_text(moved)}"))
+            ok = False
+    return ok
+
+
+def _check_input(address: Address, out: list[Problem], train_prefix: bool) -> bool:
+    segs = address.segments
+    if segs[1].names != (INPUT,):
+        out.append(Problem("'input' cannot be combined with sublayers in one alternation", segs[1].span,
+                           expected="input alone, e.g. encoder.input"))
+        return False
+    if train_prefix or len(segs) > 2:
+        out.append(Problem("a stack's input has no parts", (segs[2] if len(segs) > 2 else segs[1]).span,
+                           expected="an address ending in input, e.g. encoder.input"))
+        return False
+    if segs[0].layers is not None:
+        out.append(Problem("a stack's input has no layers", segs[0].span, expected="encoder.input without [..]"))
+        return False
+    return True
+
+
+def train_rule(address: Address) -> tuple[str | None, Problem | None]:
+    """What a ``train`` target is: ``("word", None)`` for ``projector``/``all``, ``("parts", None)``
+    for an address ending in layernorm/bias, or ``(None, problem)``: the rule and its message."""
+    segs = address.segments
+    if len(segs) == 1 and segs[0].names and len(segs[0].names) == 1 and segs[0].names[0] in TRAIN_WORDS:
+        if segs[0].layers is not None:
+            return None, Problem(f"'{segs[0].names[0]}' takes no layer selection", segs[0].span)
+        return "word", None
+    last = segs[-1]
+    if last.names is None or not set(last.names) <= set(TRAIN_PARTS) or len(segs) == 1:
+        name = (last.names or ("*",))[0] if len(segs) > 1 else ",".join(last.names or ("*",))
+        return None, Problem(TRAIN_RULE, last.span if len(segs) > 1 else address.span,
+                             expected="e.g. projector, all, encoder.layernorm, *.bias, encoder.self_attn.layernorm",
+                             hint=did_you_mean(name, TRAIN_PARTS + TRAIN_WORDS))
+    return "parts", None
+
+
+def check_train(address: Address, out: list[Problem], roles: Roles | None = None) -> None:
+    """Check a ``train`` target: the rule, then the roles of the part before layernorm/bias."""
+    what, problem = train_rule(address)
+    if problem is not None:
+        out.append(problem)
+    if what != "parts":
+        return
+    segs = address.segments
+    last = segs[-1]
+    if last.layers is not None:
+        out.append(Problem("layer selections are only allowed on the stack segment", last.span))
+    prefix = Address(segs[:-1], span=address.span)
+    if check_address(prefix, out, roles, train_prefix=True) and len(segs) == 4 and "layernorm" in last.names:
+        out.append(Problem("a projection has no layer norm", last.span, expected="bias after a projection"))
+
+
+# --------------------------------------------------------------------------------------------
+# on one backbone
+
+
+def role_names(roles: Roles) -> list[str]:
+    """Every address shape a vocabulary allows, in model order (for 'did you mean')."""
+    out = []
+    for stack, subs in roles.stacks:
+        if stack in roles.inputs:
+            out.append(f"{stack}.{INPUT}")
+        for sub, projs in subs:
+            out.append(f"{stack}.{sub}")
+            out.extend(f"{stack}.{sub}.{p}" for p in projs)
+    return out
+
+
+def select(address: Address, roles: Roles, layers: dict[str, int], backbone: str,
+           what: str = "statement") -> tuple[list[tuple], Problem | None]:
+    """The sites an address names on a backbone, ``(stack, layer, sublayer, projection)`` in model
+    order (``layers``: the stacks' layer counts, in model order), or the problem why it names none:
+    a layer out of range, a misplaced ``input``, or roles the backbone lacks (with its valid roles
+    and the nearest one)."""
+    from vlsurgery.spec.printer import address_text
+
+    segs, span = address.segments, address.span
+    found: list[tuple] = []
+    reasons = [f"{backbone} has no stack '{n}' (stacks: {', '.join(layers)})"
+               for n in (segs[0].names or ()) if n not in layers]
+    for stack in [s for s in layers if s in (segs[0].names or layers)]:
+        if kind(address) == "input":
+            problem = (f"the input of a stack has no layers; write {stack}.input" if segs[0].layers is not None
+                       else f"{stack}.input has no projections" if len(segs) > 2
+                       else None if stack in roles.inputs
+                       else f"{backbone} takes no prefix tokens at any input" if not roles.inputs
+                       else f"tokens can only be prepended to the {' or '.join(roles.inputs)}'s input (write "
+                            f"{roles.inputs[0]}.input); the {stack}'s input is the text being generated")
+            if problem:
+                return [], Problem(f"{what}: {problem}", span)
+            found.append((stack, None, INPUT, None))
+            continue
+        picked, problem = pick_layers(segs[0].layers, layers[stack], stack, backbone)
+        if problem:
+            return [], Problem(problem, span)
+        subs = roles.sublayers(stack)
+        for sub in (segs[1].names if len(segs) >= 2 and segs[1].names else subs):
+            if sub not in subs:
+                reasons.append(f"{stack} has no {sub} (its sublayers: {', '.join(subs)})")
+            elif len(segs) < 3:
+                found.extend((stack, i, sub, None) for i in picked)
+            else:
+                projs = roles.projections(stack, sub)
+                for proj in segs[2].names or projs:
+                    if proj not in projs:
+                        reasons.append(f"{stack}.{sub} has no projection '{proj}' (its projections: {', '.join(projs)})")
+                    else:
+                        found.extend((stack, i, sub, proj) for i in picked)
+    if found:
+        return found, None
+    text = address_text(address)
+    valid = role_names(roles)
+    guess = nearest(_without_layers(address), valid)
+    return [], Problem(f"{what} `{text}` matches no site of {backbone}: "
+                       + ("; ".join(dict.fromkeys(reasons)) or "nothing there"), span,
+                       expected="an address of " + ", ".join(valid[:8]) + (", ..." if len(valid) > 8 else ""),
+                       hint=f"did you mean `{guess}`?" if guess else None)
+
+
+def _without_layers(address: Address) -> str:
+    from vlsurgery.spec.printer import address_text
+
+    return address_text(Address(tuple(Segment(s.names) for s in address.segments)))

@@ -34,7 +34,8 @@ Assertions (AssertionError with the spec's canonical text on failure):
 
 from vlsurgery.testing.assertions import (assert_counts_match, assert_diff_laws, assert_dsl_yaml_agree,
                                           assert_roundtrip, spec_text)
-from vlsurgery.testing.strategies import FAMILIES, METHODS, ROLES, backbones, designs, specs
+from vlsurgery.testing.backbones import FAMILIES, backbones
+from vlsurgery.testing.strategies import METHODS, ROLES, designs, specs
 
 __all__ = ["FAMILIES", "METHODS", "ROLES", "assert_counts_match", "assert_diff_laws", "assert_dsl_yaml_agree",
            "assert_roundtrip", "backbones", "designs", "spec_text", "specs"]

@@ -9,89 +9,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
 from functools import lru_cache
 
 from hypothesis import assume, strategies as st
 
+from vlsurgery.methods.params import METHOD_PARAMS
+from vlsurgery.profiles import Roles, known_families, vocabulary
+from vlsurgery.spec.addresses import INPUT
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
+from vlsurgery.testing.backbones import FAMILIES, backbones, ints as _ints, pick as _pick, references
 
 #: Methods in shrinking order (the first is what a failing example shrinks towards).
 METHODS = ("adapter", "lite", "lora", "ia3", "gate", "compacter", "prompt", "none")
-SUBLAYER_ROLES = ("self_attn", "ffn", "cross_attn")
-PROJECTION_ROLES = ("q", "v", "k", "o", "in", "out")
-#: Every role ``specs(roles=...)`` knows: sublayers, projections and ``input``.
-ROLES = SUBLAYER_ROLES + PROJECTION_ROLES + ("input",)
-_PROJECTIONS = {"self_attn": ("q", "v", "k", "o"), "cross_attn": ("q", "v", "k", "o"), "ffn": ("in", "out")}
-_SITE_KINDS = {"prompt": ("input",), "lora": ("projection",), "none": ("sublayer", "projection", "input")}
-
-#: Families ``backbones()`` draws from.
-FAMILIES = ("bart", "t5", "t5-gated")
-
-
-
-
-@lru_cache(maxsize=None)
-def _pick_cached(options: tuple):
-    return st.sampled_from(options)
-
-
-def _pick(options):
-    """``sampled_from``, built once per option list (building strategies in every draw is slow)."""
-    return _pick_cached(tuple(options))
-
-
-_ints = lru_cache(maxsize=None)(st.integers)
-
-
-# --------------------------------------------------------------------------------------------
-# backbones
-
-
-@st.composite
-def _bart(draw):
-    from transformers import BartConfig
-
-    d = draw(_pick([16, 8, 24, 32]))
-    return BartConfig(vocab_size=64, d_model=d, encoder_layers=draw(_ints(1, 3)),
-                      decoder_layers=draw(_ints(1, 3)),
-                      encoder_attention_heads=draw(_pick([h for h in (2, 1, 4) if d % h == 0])),
-                      decoder_attention_heads=draw(_pick([h for h in (2, 1, 4) if d % h == 0])),
-                      encoder_ffn_dim=draw(_pick([32, 16, 48])),
-                      decoder_ffn_dim=draw(_pick([32, 16, 48])), max_position_embeddings=64,
-                      tie_word_embeddings=draw(_pick([True, False])), pad_token_id=1, bos_token_id=0,
-                      eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=0, forced_eos_token_id=2)
-
-
-@st.composite
-def _t5(draw, gated: bool):
-    from transformers import T5Config
-
-    heads = draw(_pick([2, 1, 4]))
-    d_kv = draw(_pick([8] if heads == 1 else [4, 8]))  # attention width heads * d_kv >= 8
-    return T5Config(vocab_size=64, d_model=draw(_pick([16, 8, 24, 32])), d_kv=d_kv,
-                    d_ff=draw(_pick([32, 16, 48])), num_layers=draw(_ints(1, 3)),
-                    num_decoder_layers=draw(_ints(1, 3)), num_heads=heads, relative_attention_num_buckets=8,
-                    relative_attention_max_distance=16,
-                    feed_forward_proj="gated-gelu" if gated else "relu",
-                    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    # tie_word_embeddings=False on T5 describes a checkpoint with its own lm_head, which building
-    # from the config does not give (transformers 5 ties it): see vlsurgery/profiles/t5.py
-
-
-def backbones(families=FAMILIES):
-    """Small random configs (``transformers.PretrainedConfig``) of the given families.
-
-    ``bart``, ``t5`` (ReLU feed-forward) and ``t5-gated`` (T5 v1.1, gated GELU: ``in`` is two
-    linears).  1 to 3 layers per stack, d_model 8..32, tied or untied embeddings (BART); every width
-    (d_model, feed-forward, attention) is a multiple of 4 and at least 8, which is what
-    :func:`specs` without a backbone relies on.  Shrinks towards a BART with one layer per stack.
-    """
-    makers = {"bart": _bart(), "t5": _t5(False), "t5-gated": _t5(True)}
-    unknown = [f for f in families if f not in makers]
-    if unknown or not families:
-        raise ValueError(f"unknown backbone families {unknown}: expected some of {', '.join(FAMILIES)}")
-    return st.one_of(*(makers[f] for f in families))
+#: Every role ``specs(roles=...)`` knows: the sublayer and projection roles of every registered
+#: backbone family, and ``input``.
+ROLES = vocabulary().sublayers() + vocabulary().projections() + (INPUT,)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,27 +32,27 @@ def backbones(families=FAMILIES):
 
 @dataclass(frozen=True)
 class Shape:
-    """What the spec generator must respect: layers per stack, sublayers, widths, biases."""
+    """What the spec generator must respect: layers per stack, the roles, widths, biases."""
 
     layers: dict
-    sublayers: dict
+    roles: Roles
     width_gcd: int
     min_width: int
     has_bias: bool
 
 
 #: The shape of every backbone ``backbones()`` draws: specs generated for it resolve on all of them.
-GENERIC = Shape({"encoder": 1, "decoder": 1}, {"encoder": ("self_attn", "ffn"),
-                                               "decoder": ("self_attn", "cross_attn", "ffn")}, 4, 8, False)
+GENERIC = Shape({"encoder": 1, "decoder": 1}, Roles.common(known_families()["bart"].roles, known_families()["t5"].roles),
+                4, 8, False)
 
 
 def shape_of(backbone) -> Shape:
+    from vlsurgery.planning.slots import slots
     from vlsurgery.profiles import load_backbone
-    from vlsurgery.planning.resolve import slots
 
     profile = load_backbone(backbone).profile
     widths = {w for s in slots(profile) for w in (s.dims.d_in, s.dims.d_out)}
-    return Shape({s.name: s.n_layers for s in profile.stacks}, {s.name: s.sublayer_names for s in profile.stacks},
+    return Shape({s.name: s.n_layers for s in profile.stacks}, profile.roles,
                  math.gcd(*widths), min(widths), any(n.endswith(".bias") for n in profile.parameters))
 
 
@@ -128,7 +60,22 @@ def shape_of(backbone) -> Shape:
 # addresses
 
 
-_STACK_CHOICES = (("encoder",), ("decoder",), None, ("decoder", "encoder"))
+def _stack_choices(shape: Shape) -> list:
+    """Each stack alone, every stack (``*``), and all of them as an alternation."""
+    names = tuple(shape.layers)
+    return [(n,) for n in names] + [None] + ([tuple(sorted(names))] if len(names) > 1 else [])
+
+
+def _sublayers(shape: Shape, stacks, roles) -> list[str]:
+    """The sublayer roles every one of ``stacks`` has (and ``roles`` allows), in model order."""
+    return [r for r in shape.roles.sublayers(stacks[0])
+            if all(r in shape.roles.sublayers(n) for n in stacks) and r in roles]
+
+
+def _projections(shape: Shape, stacks, sublayers, roles) -> list[str]:
+    """The projection roles every one of ``sublayers`` has in every one of ``stacks``."""
+    return [p for p in shape.roles.projections()
+            if all(p in shape.roles.projections(n, sub) for n in stacks for sub in sublayers) and p in roles]
 
 
 @lru_cache(maxsize=None)
@@ -155,31 +102,30 @@ def _subset(draw, options):
 
 @st.composite
 def _address(draw, kind: str, shape: Shape, roles):
-    stacks_options = [s for s in _STACK_CHOICES if all(n in shape.layers for n in (s or shape.layers))]
-    if kind == "input":  # the compiler prepends tokens to the encoder's input only
-        return Address((Segment(("encoder",)), Segment(("input",))))
+    if kind == "input":  # prefix tokens go to a stack that takes them (the encoder)
+        return Address((Segment((draw(_pick(shape.roles.inputs)),)), Segment((INPUT,))))
     usable = []
-    for s in stacks_options:
+    for s in _stack_choices(shape):
         names = s or tuple(shape.layers)
-        common = [r for r in SUBLAYER_ROLES if all(r in shape.sublayers[n] for n in names) and r in roles]
+        common = _sublayers(shape, names, roles)
         if kind == "projection":
-            common = [r for r in common if any(p in roles for p in _PROJECTIONS[r])]
+            common = [r for r in common if _projections(shape, names, (r,), roles)]
         if common:
             usable.append((s, tuple(common)))
     assume(usable)
     stack, subs = draw(_pick(usable))
-    n = min(shape.layers[name] for name in (stack or tuple(shape.layers)))
-    selection = draw(_layers(n))
-    every = all(r in roles for name in (stack or tuple(shape.layers)) for r in shape.sublayers[name])
+    names = stack or tuple(shape.layers)
+    selection = draw(_layers(min(shape.layers[name] for name in names)))
+    every = all(r in roles for name in names for r in shape.roles.sublayers(name))
     if kind == "sublayer":
         if every and draw(st.booleans()):  # `encoder[0:2]` and `encoder.*`: every sublayer
             return Address((Segment(stack, selection),) + ((Segment(None),) if draw(st.booleans()) else ()))
         return Address((Segment(stack, selection), Segment(_subset(draw, subs))))
     chosen = _subset(draw, subs)
-    projs = [p for p in PROJECTION_ROLES if all(p in _PROJECTIONS[s] for s in chosen) and p in roles]
+    projs = _projections(shape, names, chosen, roles)
     if not projs:
         chosen = chosen[:1]
-        projs = [p for p in PROJECTION_ROLES if p in _PROJECTIONS[chosen[0]] and p in roles]
+        projs = _projections(shape, names, chosen, roles)
     return Address((Segment(stack, selection), Segment(chosen), Segment(_subset(draw, projs))))
 
 
@@ -270,18 +216,19 @@ class _Lets:
         return tuple(Param(name, value) for value, name in self.by_value.items())
 
 
-def _kinds(method: str, roles) -> tuple[str, ...]:
-    kinds = _SITE_KINDS.get(method, ("sublayer", "projection"))
-    ok = {"input": "input" in roles, "sublayer": any(r in roles for r in SUBLAYER_ROLES),
-          "projection": any(r in roles for r in PROJECTION_ROLES)}
-    return tuple(k for k in kinds if ok[k])
+def _kinds(method: str, roles, shape: Shape) -> tuple[str, ...]:
+    """The site kinds a method may go on (its registry entry says) that ``roles`` can address."""
+    ok = {"input": INPUT in roles and bool(shape.roles.inputs),
+          "sublayer": any(r in roles for r in shape.roles.sublayers()),
+          "projection": any(r in roles for r in shape.roles.projections())}
+    return tuple(k for k in METHOD_PARAMS[method][1] if ok[k])
 
 
 @st.composite
 def _statements(draw, shape: Shape, methods, roles, min_size: int, max_size: int, lets):
     out: list[Statement] = []
     previous = None  # (the last statement with a method, its values with lets unbound)
-    choices = [m for m in METHODS if m in methods and _kinds(m, roles)]
+    choices = [m for m in METHODS if m in methods and _kinds(m, roles, shape)]
     if not choices:
         raise ValueError(f"no method of {tuple(methods)} can go on the roles {tuple(roles)}")
     for _ in range(draw(_ints(min_size, max_size))):
@@ -295,7 +242,7 @@ def _statements(draw, shape: Shape, methods, roles, min_size: int, max_size: int
                 previous = (stmt, merged)
             continue
         method = draw(_pick(choices))
-        kind = draw(_pick(_kinds(method, roles)))
+        kind = draw(_pick(_kinds(method, roles, shape)))
         target = draw(_address(kind, shape, roles))
         values = {} if method == "none" else _params(draw, method, kind, shape)
         out.append(Statement(target, method, _bind(draw, values, lets)))
@@ -336,11 +283,11 @@ def _train(draw, shape: Shape, has_projector: bool):
         if what == "projector":
             targets.append(Address((Segment(("projector",)),)))
             continue
-        stack = draw(_pick(_STACK_CHOICES))
+        stack = draw(_pick(_stack_choices(shape)))
         names = stack or tuple(shape.layers)
         n = min(shape.layers[s] for s in names)
         segs = [Segment(stack, draw(_layers(n)))]
-        common = [r for r in SUBLAYER_ROLES if all(r in shape.sublayers[s] for s in names)]
+        common = _sublayers(shape, names, ROLES)
         if what == "layernorm" and draw(st.booleans()):
             segs.append(Segment((draw(_pick(common)),)))
         targets.append(Address(tuple(segs) + (Segment((what,)),)))
@@ -412,27 +359,11 @@ def _valid(spec: Spec, backbone) -> bool:
     from vlsurgery.planning import plan
 
     try:
-        for bb in ([backbone] if backbone is not None else _references()):
+        for bb in ([backbone] if backbone is not None else references()):
             plan(spec, bb)
     except SpecError:
         return False
     return True
-
-
-_REFERENCES: list = []
-
-
-def _references() -> list:
-    """BARTs with 1, 2 and 3 layers per stack.  Specs for :data:`GENERIC` respect every width rule by
-    construction; what is left, statements merging on shared sites, depends only on how many
-    layers a stack has, and every config ``backbones()`` draws has 1 to 3."""
-    if not _REFERENCES:
-        from transformers import BartConfig
-
-        _REFERENCES.extend(BartConfig(vocab_size=64, d_model=8, encoder_layers=n, decoder_layers=n,
-                                      encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=16,
-                                      decoder_ffn_dim=16, max_position_embeddings=64) for n in (1, 2, 3))
-    return _REFERENCES
 
 
 def designs(families=FAMILIES, **spec_options):

@@ -19,7 +19,7 @@ from vlsurgery.profiles.profile import Family, Roles
 
 
 @caches.memoize("profiles.families")
-def families() -> dict[str, Family]:
+def known_families() -> dict[str, Family]:
     """Every family, by the ``model_type`` values it covers."""
     out: dict[str, Family] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -36,16 +36,16 @@ def families() -> dict[str, Family]:
 @caches.memoize("profiles.vocabulary")
 def vocabulary() -> Roles:
     """The roles any family has: what an address may name when no backbone is known."""
-    return Roles.union(*{f.name: f.roles for f in families().values()}.values())
+    return Roles.union(*{f.name: f.roles for f in known_families().values()}.values())
 
 
 def family_of(config) -> Family:
     """The family of a config, by its ``model_type``; a :class:`BackboneError` listing them if none."""
     model_type = getattr(config, "model_type", None)
-    family = families().get(model_type)
+    family = known_families().get(model_type)
     if family is None:
-        guess = nearest(str(model_type), families())
+        guess = nearest(str(model_type), known_families())
         hint = f" (did you mean '{guess}'?)" if guess else ""
         raise BackboneError(f"unsupported backbone family '{model_type}'{hint}; vlsurgery supports: "
-                            + ", ".join(sorted(families())))
+                            + ", ".join(sorted(known_families())))
     return family
