@@ -1,4 +1,4 @@
-"""Exact counts: hand arithmetic from vl-pet.md, and equality with the modules actually built."""
+"""Exact counts: hand arithmetic from docs/paper.md, and equality with the modules actually built."""
 
 from __future__ import annotations
 

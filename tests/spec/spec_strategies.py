@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from vlsurgery.methods.params import METHOD_PARAMS, ProjectorParams, schema
 from vlsurgery.profiles import vocabulary
-from vlsurgery.spec.dsl import KEYWORDS
+from vlsurgery.spec.grammar import KEYWORDS
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(lambda s: s not in KEYWORDS)

@@ -10,7 +10,8 @@ from hypothesis.extra.lark import from_lark
 from spec_strategies import specs
 from vlsurgery.errors import SpecError, SpecSyntaxError
 from vlsurgery.spec import dumps, parse, validate
-from vlsurgery.spec.dsl import KEYWORDS, parser, quote
+from vlsurgery.spec.dsl import quote
+from vlsurgery.spec.grammar import KEYWORDS, parser
 
 NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True).filter(lambda s: s not in KEYWORDS + ("true", "false"))
 

@@ -3,7 +3,7 @@
 Site groups (the same change on many layers is one row: ``encoder[0:6].self_attn  adapter r=96
 heads=4 gate=matrix(r=96)  12 x 296,640``), shared tensors, the projector and the backbone
 parameters made trainable, then trainable and total parameters of the compiled model and the
-trainable percentage (vl-pet.md section 6).  ``--backbone`` replaces the spec's backbone;
+trainable percentage (docs/paper.md §6).  ``--backbone`` replaces the spec's backbone;
 ``--json`` prints one JSON object (``trainable``, ``total``, ``trainable_percent``, ``sites``...).
 """
 

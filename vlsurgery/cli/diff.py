@@ -46,7 +46,7 @@ def _load(path):
 
 
 def run(args) -> int:
-    from vlsurgery.diff.model import diff
+    from vlsurgery.diff.compute import diff
     from vlsurgery.errors import SpecError, VLSurgeryError
 
     try:

@@ -59,7 +59,8 @@ only ever added within a version::
 import sys
 import types
 
-from vlsurgery.diff.model import Diff, FieldChange, SiteChange, SpecChange, diff
+from vlsurgery.diff.compute import diff
+from vlsurgery.diff.model import Diff, FieldChange, SiteChange, SpecChange
 from vlsurgery.diff.render import SCHEMA, diff_dict, render_markdown, render_text
 
 

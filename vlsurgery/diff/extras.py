@@ -3,7 +3,8 @@ Compacter's shared tensors, each a :class:`~vlsurgery.diff.model.SpecChange` wit
 
 from __future__ import annotations
 
-from vlsurgery.diff.model import ADDED, CHANGED, REMOVED, FieldChange, SpecChange
+from vlsurgery.diff.kinds import ADDED, CHANGED, REMOVED
+from vlsurgery.diff.model import FieldChange, SpecChange
 from vlsurgery.diff.sites import value_text as _text
 from vlsurgery.render import number, params_dict, train_groups
 

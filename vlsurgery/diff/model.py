@@ -1,4 +1,6 @@
-"""The diff engine: two specs -> their plans -> a :class:`Diff` of what changed and what it costs.
+"""What a diff is: :class:`Diff` (two designs compared), made of :class:`SiteChange` and
+:class:`SpecChange` rows with their :class:`FieldChange` details (computed in
+:mod:`vlsurgery.diff.compute`, printed by :mod:`vlsurgery.diff.render`).
 
 The comparison runs on resolved plans, never on text: sites are matched by canonical path
 (``encoder[3].self_attn``), hyperparameters are compared after the registry filled site-derived
@@ -15,9 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vlsurgery.errors import BackboneError
+from vlsurgery.diff.kinds import ADDED, CHANGED, REMOVED
 
-ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 _MIRROR = {ADDED: REMOVED, REMOVED: ADDED, CHANGED: CHANGED}
 
 
@@ -181,49 +182,3 @@ class Diff:
 
     def __str__(self) -> str:
         return self.render()
-
-
-# --------------------------------------------------------------------------------------------
-# the entry point
-
-
-def diff(a, b, backbone=None) -> Diff:
-    """Compare two designs on their resolved plans.
-
-    ``a``, ``b``: a :class:`~vlsurgery.spec.Spec`, a path (``extends`` merged) or spec text.
-    ``backbone``: resolve both on it; None: each on its own spec's backbone (a spec that names
-    none borrows the other's).  Raises SpecError / ResolutionError / BackboneError.
-    """
-    from vlsurgery.diff.extras import spec_changes
-    from vlsurgery.diff.sites import site_changes
-    from vlsurgery.planning import count_plan, load_spec
-    from vlsurgery.profiles import load_backbone
-    from vlsurgery.planning.resolve import resolve
-
-    spec_a, spec_b = load_spec(a), load_spec(b)
-    if backbone is not None:
-        bb_a = bb_b = load_backbone(backbone)
-        from_a = from_b = "option"
-    else:
-        name_a, name_b = spec_a.backbone, spec_b.backbone
-        if name_a is None and name_b is None:
-            raise BackboneError("neither spec names a backbone: name one in a spec (`backbone bart-base`) or "
-                                "pass one (--backbone NAME, or diff(a, b, backbone=...))")
-        bb_a = load_backbone(name_a if name_a is not None else name_b)
-        bb_b = bb_a if name_b in (None, name_a) else load_backbone(name_b)
-        from_a = "spec" if name_a is not None else "other"
-        from_b = "spec" if name_b is not None else "other"
-    count_a, count_b = count_plan(resolve(spec_a, bb_a)), count_plan(resolve(spec_b, bb_b))
-    same = bb_a is bb_b or bb_a.profile == bb_b.profile
-    return Diff(_title(a, spec_a), _title(b, spec_b), site_changes(count_a.plan, count_b.plan),
-                spec_changes(count_a, count_b, same), same, from_a, from_b, count_a, count_b)
-
-
-def _title(given, spec) -> str | None:
-    from vlsurgery.spec import Spec
-
-    if isinstance(given, Spec):
-        return spec.source
-    if isinstance(given, str) and "\n" in given:
-        return None  # spec text
-    return str(given)

@@ -6,7 +6,7 @@ row ends with its trainable-parameter difference, the last lines with the totals
 
 from __future__ import annotations
 
-from vlsurgery.diff.model import ADDED, REMOVED
+from vlsurgery.diff.kinds import ADDED, REMOVED
 from vlsurgery.render import number, table
 
 SCHEMA = "vlsurgery.diff/1"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from vlsurgery.diff.model import ADDED, CHANGED, REMOVED, FieldChange, SiteChange
+from vlsurgery.diff.kinds import ADDED, CHANGED, REMOVED
+from vlsurgery.diff.model import FieldChange, SiteChange
 from vlsurgery.render import describe, group_key, layers_text
 
 _GATE_TEXT = re.compile(r"\bgate=(\w+(?:\([^)]*\))?)")

@@ -7,6 +7,8 @@ tests/methods checks that for every valid hyperparameter combination.
 
 from __future__ import annotations
 
+from vlsurgery.errors import UsageError
+
 #: Parameters of one norm per unit of width: LayerNorm has weight and bias, RMSNorm a weight.
 NORM_PARAMS_PER_WIDTH = {"layernorm": 2, "rmsnorm": 1}
 
@@ -42,9 +44,10 @@ def norm_count(norm, d: int) -> int:
     """One norm of width d: ``layernorm``, ``rmsnorm``, or a factory (built once to count it)."""
     if isinstance(norm, str) and norm in NORM_PARAMS_PER_WIDTH:
         return NORM_PARAMS_PER_WIDTH[norm] * d
-    from vlsurgery.methods.projector import norm_factory
-
-    return sum(p.numel() for p in norm_factory(norm)(d).parameters())
+    if callable(norm):
+        return sum(p.numel() for p in norm(d).parameters())
+    raise UsageError(f"norm must be one of {', '.join(NORM_PARAMS_PER_WIDTH)} or a factory d -> nn.Module, "
+                     f"got {norm!r}")
 
 
 def projector_count(params, d: int, norm="layernorm") -> int:

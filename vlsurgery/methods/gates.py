@@ -1,4 +1,4 @@
-"""VL-PET's granularity-controlled gate G, at the five granularities of vl-pet.md section 2.
+"""VL-PET's granularity-controlled gate G, at the five granularities of docs/paper.md §2.
 
 Every gate is called as ``gate(x, h_prime, mask=None) -> G`` with x: (B, N, d_in) the site's input X
 and h_prime: (B, N, d_out) = H + dH; G broadcasts against (B, N, d_out):

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The five granularities of the gate G (vl-pet.md section 2), with the paper's names as aliases.
+#: The five granularities of the gate G (docs/paper.md §2), with the paper's names as aliases.
 GRANULARITIES = ("none", "scalar", "token", "vector", "matrix")
 GRANULARITY_ALIASES = {"small": "scalar", "middlex": "token", "middley": "vector", "large": "matrix"}
 ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "tanh", "identity")
@@ -228,7 +228,7 @@ class PromptParams:
 
 @dataclass(frozen=True)
 class ProjectorParams:
-    """The visual projector of VL-BART / VL-T5 (vl-pet.md section 5)."""
+    """The visual projector of VL-BART / VL-T5 (docs/paper.md §5)."""
 
     feat_dim: int = hp(2048, "size of one region feature vector (CLIP RN101 grid: 2048)", kind="int", min=1)
     pos_dim: int = hp(5, "size of one region's box input: x1, x2, y1, y2 and the area", kind="int", min=1)

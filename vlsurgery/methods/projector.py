@@ -1,4 +1,4 @@
-"""The visual projector of VL-BART / VL-T5 (vl-pet.md section 5): image regions -> d-wide tokens.
+"""The visual projector of VL-BART / VL-T5 (docs/paper.md §5): image regions -> d-wide tokens.
 
 For region j of an example, with feature f_j (feat_dim), box (x1, x2, y1, y2) and image id m_j::
 

@@ -1,4 +1,4 @@
-"""Exact parameter accounting from a plan alone (vl-pet.md section 6).
+"""Exact parameter accounting from a plan alone (docs/paper.md §6).
 
     total     = backbone parameters (tied tensors once, buffers excluded)
               + every site's module (registry ``count``) + shared tensors, each key once

@@ -2,6 +2,7 @@
 
 A plan is everything the compiler and the counter need, computed without building a model::
 
+    >>> from vlsurgery.planning import plan
     >>> p = plan("specs/examples/demo.vls")            # backbone tiny-bart
     >>> p.sites[0].path, p.sites[0].x_point, p.sites[0].h_point
     ('encoder[0].self_attn', 'self_attn:in', 'self_attn:out')

@@ -1,9 +1,9 @@
-"""The DSL reader: lark grammar (``grammars/vls.lark``) -> IR, with syntax errors in our own words.
+"""The DSL reader: text -> IR, with syntax errors in our own words (:mod:`vlsurgery.spec.grammar`).
 
-The LALR parser is built once, on first use, and reused.  One :class:`lark.Transformer` builds the
-IR directly; spans come from lark's ``propagate_positions``.  A syntax error does not stop the
-reader: the offending statement is blanked out (replaced by spaces, so every position stays
-right) and the text is parsed again, so one run reports every broken statement::
+One :class:`lark.Transformer` builds the IR directly; spans come from lark's
+``propagate_positions``.  A syntax error does not stop the reader: the offending statement is
+blanked out (replaced by spaces, so every position stays right) and the text is parsed again, so
+one run reports every broken statement::
 
     >>> parse_dsl("encoder.ffn adapter\\nlet r = ")[1][0].message
     "unexpected name 'adapter'"
@@ -11,26 +11,14 @@ right) and the text is parsed again, so one run reports every broken statement::
 
 from __future__ import annotations
 
-import functools
 import re
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedEOF, UnexpectedInput
 
 from vlsurgery.errors import Problem, Span
-from vlsurgery.resources import grammar_path
+from vlsurgery.spec.grammar import blank, line_col, parser, scan, syntax_problem
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
-
-#: Words that start a declaration; everywhere else they are ordinary names.
-KEYWORDS = ("backbone", "extends", "let", "projector", "train")
-
-
-@functools.lru_cache(maxsize=None)
-def parser() -> Lark:
-    """The LALR parser for ``.vls`` text (start ``start``) and for lone addresses (start ``address``)."""
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-                start=["start", "address"], propagate_positions=True, maybe_placeholders=True)
-
 
 # --------------------------------------------------------------------------------------------
 # Strings
@@ -223,127 +211,6 @@ def _assemble(items, source, problems, first: dict[str, Span]) -> Spec:
     return Spec(**fields, source=source)
 
 
-# --------------------------------------------------------------------------------------------
-# Syntax errors in words
-
-
-_TERMINAL_WORDS = {
-    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a quoted string",
-    "REF": "a $reference", "PATH": "a name or a path", "_SEP": "';' or a new line", "$END": "the end of the text",
-}
-
-
-def _terminal_words(name: str) -> str:
-    if name in _TERMINAL_WORDS:
-        return _TERMINAL_WORDS[name]
-    try:
-        pattern = parser().get_terminal(name).pattern
-    except KeyError:
-        return name.lower()
-    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
-
-
-def _expected(names) -> str:
-    names = set(names) - {"WS", "COMMENT"}
-    words = []
-    keywords = {n for n in names if _terminal_words(n).strip("'") in KEYWORDS}
-    if keywords or {"NAME", "STAR", "LBRACE", "_SEP"} <= names:  # the start of a statement
-        names -= keywords | {"STAR", "LBRACE", "NAME"}
-        words.append("a statement (backbone, extends, let, projector, train, or an address such as encoder.ffn:)")
-    if {"INT", "FLOAT", "STRING", "NAME", "REF"} <= names:
-        names -= {"INT", "FLOAT", "STRING", "NAME", "REF"}
-        words.append("a value (a number, true/false, a name, a quoted string or a $reference)")
-    words += sorted({_terminal_words(n) for n in names}, key=lambda w: (len(w) != 3 or w[0] != "'", w))
-    return words[0] if len(words) == 1 else "one of: " + ", ".join(words)
-
-
-def _found(token: Token) -> str:
-    if token.type == "$END":
-        return "end of text"
-    if token.type == "_SEP":
-        return "end of line" if "\n" in token else "';'"
-    if token.type == "CHAR":
-        return f"character {str(token)!r}"
-    kind = {"NAME": "name ", "INT": "integer ", "FLOAT": "number ", "STRING": "string ", "PATH": ""}.get(token.type, "")
-    return f"{kind}'{token}'"
-
-
-def _line_col(text: str, pos: int) -> tuple[int, int]:
-    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
-
-
-def _syntax_problem(e: UnexpectedInput, text: str, source) -> tuple[Problem, int]:
-    """A Problem for a lark error, and the offset it happened at."""
-    hint = None
-    if isinstance(e, UnexpectedCharacters):
-        pos, ch = e.pos_in_stream, text[e.pos_in_stream]
-        line, col = _line_col(text, pos)
-        span = Span(source, line, col, line, col + 1)
-        if ch in "\"'":
-            message, hint = "unterminated string", "close the string on the same line"
-        elif ch == "$":
-            message, hint = "'$' must be followed by the name of a let binding", "write $name, e.g. r=$r"
-        else:
-            message = f"unexpected character {ch!r}"
-            if ch == "=":
-                hint = "parameters are written key=value, with a name before '='"
-        return Problem(message, span, expected=_expected(e.allowed), hint=hint), pos
-    token = e.token if isinstance(e, UnexpectedToken) else Token("$END", "")
-    expected = e.expected if isinstance(e, UnexpectedToken) else getattr(e, "expected", ())
-    if token.type == "$END":
-        pos = len(text.rstrip())
-        line, col = _line_col(text, pos)
-        span = Span(source, line, col, line, col + 1)
-    else:
-        pos = token.start_pos
-        span = Span(source, token.line, token.column, token.end_line, token.end_column)
-        if token.type == "PATH" and "PATH" not in expected:
-            # lark re-lexed a character no terminal of this place accepts with its whole grammar;
-            # the PATH it found is not what the user meant: blame the first character.
-            token = Token("CHAR", token[0], start_pos=token.start_pos, line=token.line, column=token.column)
-        if token.type in ("_SEP", "CHAR"):
-            span = Span(source, token.line, token.column, token.line, token.column + 1)
-    if token.type == "CHAR" and token == "$":
-        message = "'$' must be followed by the name of a let binding"
-        return Problem(message, span, expected=_expected(expected), hint="write $name, e.g. r=$r"), pos
-    if "COLON" in expected and token.type in ("NAME", "EQUAL"):
-        hint = "a statement is `address: method key=value ...`; is the ':' after the address missing?"
-    elif (token.type == "EQUAL" or (token.type == "CHAR" and token == "=")) and "NAME" in expected:
-        hint = "parameters are written key=value, with a name before '='"
-    return Problem(f"unexpected {_found(token)}", span, expected=_expected(expected), hint=hint), pos
-
-
-def scan(text: str) -> tuple[list[int], list[tuple[int, str]]]:
-    """Offsets of statement separators, and ``(offset, text)`` of comments, outside strings."""
-    seps, comments, i, n = [], [], 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "#":
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            comments.append((i, text[i:end].rstrip("\r")))
-            i = end
-        elif ch in "\"'":
-            i += 1
-            while i < n and text[i] not in (ch, "\n"):
-                i += 2 if text[i] == "\\" and text[i + 1:i + 2] not in ("", "\n") else 1
-            i += text[i:i + 1] == ch
-        else:
-            if ch in ";\n":
-                seps.append(i)
-            i += 1
-    return seps, comments
-
-
-def _blank(text: str, pos: int, seps: list[int]) -> str:
-    """The text with the statement around ``pos`` replaced by spaces (new lines kept)."""
-    sep_set = set(seps)
-    before = [s for s in seps if s < pos]
-    start = (before[-1] + 1) if before else 0
-    end = pos if pos in sep_set else next((s for s in seps if s >= pos), len(text))
-    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
-
-
 def parse_dsl(text: str, source: str | None = None, meta: dict | None = None) -> tuple[Spec, list[Problem]]:
     """The Spec a DSL text says, and the syntax problems found (empty when it parses).
 
@@ -353,15 +220,15 @@ def parse_dsl(text: str, source: str | None = None, meta: dict | None = None) ->
     problems: list[Problem] = []
     meta = {} if meta is None else meta
     work, (seps, comments) = text, scan(text)
-    meta["comments"] = [(_line_col(text, pos)[0], body) for pos, body in comments]
+    meta["comments"] = [(line_col(text, pos)[0], body) for pos, body in comments]
     for _ in range(200):
         try:
             tree = parser().parse(work, start="start")
             break
         except (UnexpectedInput, UnexpectedEOF) as e:
-            problem, pos = _syntax_problem(e, work, source)
+            problem, pos = syntax_problem(e, work, source)
             problems.append(problem)
-            blanked = _blank(work, pos, seps)
+            blanked = blank(work, pos, seps)
             if blanked == work:
                 meta["syntax_errors"] = len(problems)
                 return Spec(source=source), problems
@@ -382,7 +249,7 @@ def parse_address(text: str, span: Span | None) -> tuple[Address | None, list[Pr
     try:
         tree = parser().parse(text, start="address")
     except (UnexpectedInput, UnexpectedEOF) as e:
-        problem, _ = _syntax_problem(e, text, source)
+        problem, _ = syntax_problem(e, text, source)
         if span is not None and problem.span is not None:
             shift = span.column - 1
             s = problem.span

@@ -130,7 +130,7 @@ class Statement:
 
 @dataclass(frozen=True)
 class Projector:
-    """The visual projector of VL-BART / VL-T5 (vl-pet.md section 5) and its sizes."""
+    """The visual projector of VL-BART / VL-T5 (docs/paper.md §5) and its sizes."""
 
     params: tuple[Param, ...] = ()
     span: Span | None = span_field()

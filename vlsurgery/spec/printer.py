@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import re
 
-from vlsurgery.spec.dsl import KEYWORDS, quote
+from vlsurgery.spec.dsl import quote
+from vlsurgery.spec.grammar import KEYWORDS
 from vlsurgery.spec.ir import Address, Index, Param, Ref, Segment, Spec, Statement
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
