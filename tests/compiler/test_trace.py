@@ -12,7 +12,7 @@ from compiler_cases import D, bart, stacks, t5
 from vlsurgery.compiler import LeafPolicy, clear_cache, leaf_paths, trace_layer
 from vlsurgery.compiler.codegen import compile_forward, generate_source
 from vlsurgery.compiler.validation import example_inputs, validate_forward
-from vlsurgery.errors import CompileError
+from vlsurgery.errors import CompileError, UsageError
 
 LAYERS = {
     "bart-encoder": lambda: bart().model.encoder.layers,
@@ -74,7 +74,7 @@ def test_leaf_policies():
     by_predicate = LeafPolicy(predicate=lambda name, mod: name.count(".") == 2)
     targets = trace_layer(layer, by_predicate).call_module_targets
     assert "layer.1.EncDecAttention" in targets and "layer.2.DenseReluDense" in targets
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError):
         LeafPolicy.of("deep")
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from vlsurgery.errors import UsageError, VLSurgeryError
 from vlsurgery.methods import params as P
-from vlsurgery.methods.registry import REGISTRY, MethodEntry, SiteDims, UnknownMethodError, get
+from vlsurgery.methods.registry import CONTEXT_KEYS, REGISTRY, MethodEntry, SiteDims, UnknownMethodError, get
 
 
 def test_registry_matches_the_params_table():
@@ -19,7 +19,7 @@ def test_registry_matches_the_params_table():
         assert isinstance(entry, MethodEntry) and entry.name == name and get(name) is entry
         assert (entry.params, entry.sites) == P.METHOD_PARAMS[name]
     assert [f.name for f in dataclasses.fields(MethodEntry)] == [
-        "name", "params", "sites", "finalize", "count", "shared", "build"]
+        "name", "params", "sites", "finalize", "count", "shared", "build", "context", "needs_mask", "trains"]
 
 
 def test_unknown_method_has_did_you_mean():
@@ -106,3 +106,47 @@ def test_build_context():
     get("compacter").build(P.CompacterParams(r=4, n=4), dims, shared_params=store)
     assert sorted(store) == ["compacter_phm_rule_n2", "compacter_phm_rule_n4"]
     assert get("compacter").shared(P.CompacterParams(r=4, n=2, shared=False), dims) == {}
+
+
+# --------------------------------------------------------------------------------------------
+# declared needs: what the compiler hands a method's modules
+
+
+GATEABLE = {"adapter": P.AdapterParams, "compacter": P.CompacterParams, "lora": P.LoRAParams,
+            "gate": P.GateOnlyParams}
+
+
+@pytest.mark.parametrize("method", sorted(GATEABLE))
+@pytest.mark.parametrize("granularity", P.GRANULARITIES + tuple(P.GRANULARITY_ALIASES))
+def test_needs_mask_exactly_for_the_scalar_gate(method, granularity):
+    """Only the scalar ("small") gate averages over tokens; every other gate ignores the mask."""
+    hp = GATEABLE[method](granularity=granularity)
+    scalar = P.GRANULARITY_ALIASES.get(granularity, granularity) == "scalar"
+    assert get(method).needs_mask(hp) is scalar
+
+
+def test_methods_without_a_gate_never_need_the_mask():
+    for name in ("lite", "ia3", "prompt", "none"):
+        assert get(name).needs_mask(None) is False
+        assert get(name).needs_mask(P.METHOD_PARAMS[name][0]()) is False
+    assert all(get(name).needs_mask(None) is False for name in GATEABLE)  # default granularity: none
+
+
+def test_declared_context():
+    assert get("prompt").context == ("token_embedding",)
+    assert get("compacter").context == ("shared_params",)
+    for name, entry in REGISTRY.items():
+        assert set(entry.context) <= CONTEXT_KEYS - {"dtype", "device"}  # those go to every build
+        if name not in ("prompt", "compacter"):
+            assert entry.context == (), name
+
+
+def test_every_method_trains_all_its_parameters():
+    dims = SiteDims(8, 8)
+    context = {"token_embedding": nn.Embedding(16, 8), "shared_params": nn.ParameterDict()}
+    for name in ("adapter", "compacter", "lora", "ia3", "prompt"):
+        entry = get(name)
+        hp = P.CompacterParams(r=4, n=2) if name == "compacter" else None
+        module = entry.build(hp, dims, **{key: context[key] for key in entry.context})
+        names = [n for n, _ in module.named_parameters()]
+        assert names and all(entry.trains(n) for n in names), name

@@ -1,27 +1,38 @@
 """The vlsurgery compiler: torch.fx surgery on transformer layers, installed by class change.
 
-Architecture (one module per stage)::
+Architecture (one module per stage; docs/design.md explains the why)::
 
-    trace.py        layer -> TracedLayer        torch.fx trace of one layer class, leaves chosen
-                                                by a LeafPolicy, validated with torch.equal against
-                                                the original (eval + train mode), cached per class
+    compile.py      spec -> model               the whole pipeline: plan, build, rewrite, prefix,
+                                                freeze, in one transaction (vlsurgery.compile)
+    trace.py        layer -> TracedLayer        the cached, validated trace of one layer class
+    tracer.py       layer -> fx.Graph           the fake-value torch.fx tracer; leaves chosen by
+                                                a LeafPolicy
+    validation.py   trace == original?          torch.equal against the original forward on
+                                                random inputs (eval + train mode)
+    codegen.py      graph -> source -> forward  Python source of a forward, exec'd once
     points.py       "fc2:out" -> fx.Node        dataflow points name values inside a layer graph
     rewrite.py      graph/module passes         insert_site (X, H -> pet.<name>(X, H, mask)),
                                                 rewrite_projection (a site after an nn.Linear),
                                                 rewrite_layer / rewrite_model (one layer / many)
-    install.py      graph -> layer.__class__    the same layer object gets a cached runtime
-                                                subclass whose forward is the generated code
+    install.py      module.__class__            the one class-change mechanism: a cached runtime
+                                                subclass with a new forward (layers, projection
+                                                Linears, the encoder/decoder stacks)
+    prefix.py       encoder/decoder             visual and prompt tokens before the text
+    placement.py    module -> dtype, device     one rule for where new modules and inputs go
     transaction.py  all or nothing              snapshot + exact restore on any exception
+
+Every cache of the compiler (traces, runtime classes, leaf policies) is registered with
+:mod:`vlsurgery.caches` under a name starting with ``compiler.``; :func:`clear_cache` empties them.
 
 Worked example (a tiny BART; ``Adapter`` follows the site-module convention
 ``module(x, h, mask=None) -> h_new``)::
 
     >>> from vlsurgery.compiler import rewrite_layer, Insertion, Projection, generated_source
-    >>> layer = model.model.encoder.layers[0]
-    >>> rewrite_layer(layer, 1, insertions=[
+    >>> layer = model.model.encoder.layers[0]                        # doctest: +SKIP
+    >>> _ = rewrite_layer(layer, 1, insertions=[                     # doctest: +SKIP
     ...     Insertion("self_attn", "self_attn:in", "self_attn:out", Adapter(32)),
     ...     Insertion("ffn", "fc1:in", "fc2:out", Adapter(32))])
-    >>> print(generated_source(layer))
+    >>> print(generated_source(layer))                               # doctest: +SKIP
     def forward(self, hidden_states, attention_mask, **kwargs):
         _kwargs = kwargs
         padding_mask = vlsurgery_compiler_rewrite_padding_mask(attention_mask, hidden_states)
@@ -34,7 +45,7 @@ Worked example (a tiny BART; ``Adapter`` follows the site-module convention
         fc2 = self.fc2(dropout_1);  dropout_1 = None
         pet_ffn = self.pet.ffn(self_attn_layer_norm, fc2, mask = padding_mask);  fc2 = padding_mask = None
         ...
-    >>> [n for n, _ in layer.named_parameters() if ".pet." in "." + n]
+    >>> [n for n, _ in layer.named_parameters() if ".pet." in "." + n]  # doctest: +SKIP
     ['pet.self_attn.down.weight', ..., 'pet.ffn.up.bias']
 
 A projection site: ``rewrite_layer(dec_layer, 1, projections=[Projection("encoder_attn.v_proj",
@@ -66,12 +77,12 @@ from vlsurgery.compiler.rewrite import (
     rewrite_model,
     rewrite_projection,
 )
-from vlsurgery.compiler.trace import LeafPolicy, TracedLayer, clear_cache, leaf_paths, trace_layer
+from vlsurgery.compiler.trace import LeafPolicy, TracedLayer, cache_info, clear_cache, leaf_paths, trace_layer
 from vlsurgery.compiler.transaction import Snapshot, transaction
 
 __all__ = [
     "GeneratedCode", "Insertion", "LayerEdit", "LeafPolicy", "Projection", "Snapshot", "TracedLayer",
-    "attach_projection", "clear_cache", "describe_points", "format_generated_code", "generated_code",
+    "attach_projection", "cache_info", "clear_cache", "describe_points", "format_generated_code", "generated_code",
     "generated_source", "insert_site", "install_graph", "is_rewritten", "leaf_paths", "original_class",
     "padding_mask", "parse_point", "resolve_point", "restore_layer", "rewrite_layer", "rewrite_model",
     "rewrite_projection", "trace_layer", "transaction",

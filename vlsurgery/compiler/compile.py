@@ -8,12 +8,18 @@
    design written for ``bart-base`` compiles onto any BART-family model, and its counts are the
    ones ``vlsurgery count`` predicts.
 2. ``build``: one module per site from the method registry, in the dtype and on the device of
-   the layer it goes into; Compacter's shared rules live once, in ``model.vls_shared``.
+   the layer it goes into, given the context its entry declares (the token embedding, the
+   model's store of shared tensors, ``model.vls_shared``); whether a site gets the padding mask
+   is the entry's ``needs_mask``.  The compiler never names a method: what a method needs is
+   declared in :mod:`vlsurgery.methods.registry`.
 3. ``rewrite``: every layer with sublayer sites is traced (once per class) and its graph gets the
    site modules at their X/H points; projection sites rewrite their nn.Linear.
-4. ``prefix``: the visual projector and prompt tokens are prepended at the encoder input.
-5. ``freeze``: every base parameter is frozen except those the spec's ``train`` names; every
-   added module trains (the projector only when ``train projector`` says so).
+4. ``prefix``: the visual projector's tokens and those of the encoder's input sites (prompts)
+   are prepended at the encoder input.
+5. ``freeze``: every base parameter is frozen except those the spec's ``train`` names; the
+   parameters of an added module train as its entry's ``trains`` says (all of them, for every
+   method today); the projector's only when ``train projector`` says so.  Added modules are
+   recognised by identity (the objects built here), never by their parameter names.
 
 All of it runs inside one transaction: on any error the model is exactly as it was.
 """
@@ -21,13 +27,15 @@ All of it runs inside one transaction: on any error the model is exactly as it w
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
+from typing import Callable
 
 import torch
 from torch import nn
 
+from vlsurgery import caches
 from vlsurgery.compiler.install import is_rewritten
+from vlsurgery.compiler.placement import dtype_device
 from vlsurgery.compiler.prefix import PrefixTokens, install_prefix
 from vlsurgery.compiler.rewrite import Insertion, LayerEdit, Projection, rewrite_model
 from vlsurgery.compiler.trace import LeafPolicy
@@ -38,8 +46,11 @@ from vlsurgery.profiles.profile import leaf_regex
 
 SHARED_ATTR = "vls_shared"
 
+#: A module vlsurgery added, with the rule for its parameters: (module, trains(name) -> bool).
+Added = tuple[nn.Module, Callable[[str], bool]]
 
-@functools.lru_cache(maxsize=None)
+
+@caches.memoize("compiler.leaf_policy")
 def leaf_policy(profile_leaves: tuple[str, ...]) -> LeafPolicy:
     """One LeafPolicy object per set of leaf patterns, so traces are shared across compile calls."""
     regexes = [leaf_regex(p) for p in profile_leaves]
@@ -54,11 +65,6 @@ def site_name(path: str) -> str:
     """The module name of a site under its layer's ``pet``: ``decoder[0].cross_attn.v`` -> ``cross_attn_v``."""
     local = re.sub(r"^[^.]+\[\d+\]\.", "", path)
     return re.sub(r"\W+", "_", local).strip("_")
-
-
-def _layer_dtype_device(layer: nn.Module):
-    p = next(layer.parameters(), None)
-    return (p.dtype, p.device) if p is not None else (torch.float32, torch.device("cpu"))
 
 
 def compile(spec, model: nn.Module, *, seed: int | None = None) -> nn.Module:
@@ -81,9 +87,12 @@ def compile(spec, model: nn.Module, *, seed: int | None = None) -> nn.Module:
         if seed is not None:
             torch.manual_seed(seed)
         base = {name for name, _ in model.named_parameters()}
-        _rewrite(model, plan)
-        _prefix(model, plan)
-        _freeze(model, plan, base)
+        store = _shared_store(model, plan)
+        # What a method may declare it needs; looked up only when one does (a backbone without
+        # visual or prompt tokens need not have get_input_embeddings).
+        offered = {"token_embedding": lambda: model.get_input_embeddings(), "shared_params": lambda: store}
+        added = _rewrite(model, plan, offered) + _prefix(model, plan, offered)
+        _freeze(model, plan, base, added)
     return model
 
 
@@ -95,68 +104,77 @@ def _shared_store(model: nn.Module, plan) -> nn.ParameterDict | None:
     return store
 
 
-def _build(site, layer: nn.Module, store, model: nn.Module) -> nn.Module:
-    dtype, device = _layer_dtype_device(layer)
-    context = {"dtype": dtype, "device": device}
-    if site.shared:
-        context["shared_params"] = store
-    if site.method == "prompt":
-        context["token_embedding"] = model.get_input_embeddings()
-    return get(site.method).build(site.params, site.dims, **context)
+def _build(entry, site, into: nn.Module, offered: dict[str, Callable]) -> nn.Module:
+    """The module of ``site``, in the dtype and on the device of ``into``, given the context its
+    method declares (``entry.context``) from what the compiler ``offered``."""
+    dtype, device = dtype_device(into)
+    context = {key: offered[key]() for key in entry.context}
+    return entry.build(site.params, site.dims, dtype=dtype, device=device, **context)
 
 
-def _rewrite(model: nn.Module, plan) -> None:
+def _rewrite(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]:
     """Pass 'rewrite': site modules into the layer graphs and after the projections."""
-    store = _shared_store(model, plan)
+    added: list[Added] = []
     edits: dict[str, LayerEdit] = {}
     for site in plan.sites:
-        if site.kind == "input" or site.method == "none":
+        if site.kind == "input":
             continue
+        entry = get(site.method)
         layer = model.get_submodule(site.layer_module)
-        module = _build(site, layer, store, model)
+        module = _build(entry, site, layer, offered)
+        added.append((module, entry.trains))
         name = site_name(site.path)
         edit = edits.setdefault(site.layer_module, LayerEdit((), ()))
         if site.kind == "sublayer":
-            # Only the per-example gate averages over tokens, so only it needs the padding mask.
-            wants_mask = getattr(site.params, "granularity", None) == "scalar"
-            item = Insertion(name, site.x_point, site.h_point, module, mask=wants_mask)
+            item = Insertion(name, site.x_point, site.h_point, module, mask=entry.needs_mask(site.params))
             edit = LayerEdit(edit.insertions + (item,), edit.projections)
         else:
             edit = LayerEdit(edit.insertions, edit.projections + (Projection(site.linear, name, module),))
         edits[site.layer_module] = edit
     if edits:
         rewrite_model(model, edits, leaf_policy(plan.profile.leaves))
+    return added
 
 
-def _prefix(model: nn.Module, plan) -> None:
-    """Pass 'prefix': the visual projector and prompt tokens at the encoder input."""
-    prompt = None
+def _prefix(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]:
+    """Pass 'prefix': the visual projector and the input sites' tokens at the encoder input."""
+    added: list[Added] = []
+    tokens = None
     for site in plan.sites:
-        if site.kind != "input" or site.method == "none":
+        if site.kind != "input":
             continue
         if site.stack != "encoder":
             raise CompileError(f"site {site.path}: tokens can only be prepended to the encoder's input")
-        prompt = _build(site, model.get_input_embeddings(), None, model)
+        entry = get(site.method)
+        tokens = _build(entry, site, model.get_input_embeddings(), offered)
+        added.append((tokens, entry.trains))
     projector = None
     if plan.projector is not None:
         embedding = model.get_input_embeddings()
         projector = build_projector(plan.projector, plan.profile.d_model, embedding, norm=plan.profile.norm.kind)
-        projector.to(embedding.weight.device, embedding.weight.dtype)
-    if projector is not None or prompt is not None:
-        install_prefix(model, PrefixTokens(projector, prompt))
+        dtype, device = dtype_device(embedding)
+        projector.to(device=device, dtype=dtype)
+        added.append((projector, lambda name: plan.train_projector))
+    if projector is not None or tokens is not None:
+        install_prefix(model, PrefixTokens(projector, tokens))
+    return added
 
 
-def _freeze(model: nn.Module, plan, base: set[str]) -> None:
-    """Pass 'freeze': base parameters train only when ``train`` names them; added ones always
-    (the projector's only with ``train projector``)."""
+def _freeze(model: nn.Module, plan, base: set[str], added: list[Added]) -> None:
+    """Pass 'freeze': base parameters train only when ``train`` names them; an added module's
+    parameters as its rule says (its method's ``trains``; the projector's only with
+    ``train projector``).  Rules go by parameter identity, not by name: a parameter shared by
+    several added modules trains when any of them trains it."""
     trainable = set(plan.train)
     unknown = trainable - base
     if unknown:
         raise CompileError(f"the plan trains parameters the model does not have: {sorted(unknown)[:5]}")
+    rules: dict[int, bool] = {}
+    for module, trains in added:
+        for name, param in module.named_parameters():
+            rules[id(param)] = rules.get(id(param), False) or bool(trains(name))
     for name, param in model.named_parameters():
         if name in base:
             param.requires_grad_(name in trainable)
-        elif ".vls_prefix.projector." in f".{name}":
-            param.requires_grad_(plan.train_projector)
         else:
-            param.requires_grad_(True)
+            param.requires_grad_(rules.get(id(param), True))

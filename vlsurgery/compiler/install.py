@@ -1,51 +1,77 @@
-"""Installing a rewritten graph: by class change, never by swapping in a GraphModule.
+"""Installing a rewrite: by class change, never by swapping in a GraphModule.
 
-The layer object stays where it is; only its ``__class__`` changes, to a runtime subclass of its
-original class whose ``forward`` is the code generated from the graph.  Hence:
+Every change vlsurgery makes to an existing module's behaviour is one mechanism: the module object
+stays where it is and only its ``__class__`` changes, to a runtime subclass of its original class
+with a new ``forward`` (:func:`runtime_class`, :func:`swap_class`).  Three passes use it: rewritten
+layers (the forward is the code generated from the layer graph, :func:`install_graph`), projection
+Linears (``h = linear(x)`` then the sites, :mod:`vlsurgery.compiler.rewrite`) and the encoder and
+decoder stacks of the prefix pass (:mod:`vlsurgery.compiler.prefix`).  Hence (docs/design.md,
+"Installing by class change"):
 
-* parameter and buffer names, registered hooks and the layer's position in the model are kept;
+* parameter and buffer names, registered hooks and the module's position in the model are kept;
 * ``isinstance(layer, BartEncoderLayer)`` still holds, so transformers' isinstance-keyed output
   capture (``output_hidden_states``) keeps working;
 * ``GradientCheckpointingLayer.__init_subclass__`` wraps the new ``forward`` exactly as it wraps
   the original one, so gradient checkpointing keeps working;
-* the generated ``forward`` is plain Python, exec'd once per distinct source: a call costs the
+* a generated ``forward`` is plain Python, exec'd once per distinct source: a call costs the
   same as the original forward (one wrapper, then straight-line code; no interpreter, no
   GraphModule indirection).  The original's ``@deprecate_kwarg`` shim is not reproduced.
 
-Subclasses are cached per (original class, generated source), so the 12 identically rewritten
-encoder layers of BART-base share one class.  :func:`generated_code` returns the readable source
-of each rewritten class (for ``--show-code``).  Pickling a whole rewritten model fails (its
-classes are made at run time): save a state dict and re-apply the spec instead.
+A runtime class carries ``_vls_original_class`` (which :func:`is_rewritten` and
+:func:`original_class` read) and ``_vls_source``, the readable source of its forward.  Classes are
+cached per (original class, source) in the ``compiler.classes`` table of :mod:`vlsurgery.caches`,
+so the six identically rewritten encoder layers of BART-base share one class.
+:func:`generated_code` returns the source of each runtime class of a model (for ``--show-code``).
+Pickling a whole rewritten model fails (its classes are made at run time): save a state dict and
+re-apply the spec instead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from torch import fx, nn
 
+from vlsurgery import caches
 from vlsurgery.compiler.codegen import compile_forward, generate_source
 from vlsurgery.errors import CompileError
 
-_LAYER_CLASSES: dict[tuple[type, str], type] = {}
+#: The ModuleDict on a layer that holds its site modules (``...layers.3.pet.self_attn``); the
+#: tracer never looks inside it.
+PET_ATTR = "pet"
+
+_CLASSES = caches.table("compiler.classes")  # (original class, source) -> runtime subclass
+
+
+def is_rewritten(obj) -> bool:
+    """Whether a module (or class) is one of vlsurgery's runtime classes."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return getattr(cls, "_vls_original_class", None) is not None
 
 
 def original_class(obj) -> type:
     """The class a (possibly rewritten) module or class had before vlsurgery touched it."""
     cls = obj if isinstance(obj, type) else type(obj)
-    return getattr(cls, "_vls_original_class", None) or cls
+    return cls._vls_original_class if is_rewritten(cls) else cls
 
 
-def is_rewritten(module: nn.Module) -> bool:
-    return getattr(type(module), "_vls_original_class", None) is not None
+def runtime_class(original: type, source: str, forward: Callable | None = None,
+                  globals_: dict | None = None) -> type:
+    """The cached runtime subclass of ``original`` whose ``forward`` is ``forward``, or, when that
+    is None, ``source`` compiled with ``globals_`` (generated code).
 
-
-def layer_class(original: type, source: str, globals_: dict) -> type:
-    """The cached runtime subclass of ``original`` whose forward is ``source``."""
+    ``source`` is the readable source of the forward (``_vls_source``) and, with ``original``, the
+    cache key: one source stands for one behaviour.  Name, qualname, module and docstring are the
+    original's, so the class reads as the original everywhere (reprs, ``--show-code`` headers).
+    """
+    if is_rewritten(original):
+        raise CompileError(f"{original.__name__} is already a runtime class of vlsurgery")
     key = (original, source)
-    cls = _LAYER_CLASSES.get(key)
+    cls = _CLASSES.get(key)
     if cls is None:
-        forward = compile_forward(source, globals_, original.__name__)
+        if forward is None:
+            forward = compile_forward(source, globals_ or {}, original.__name__)
         cls = type(original.__name__, (original,), {
             "forward": forward,
             "__module__": original.__module__,
@@ -54,8 +80,21 @@ def layer_class(original: type, source: str, globals_: dict) -> type:
             "_vls_original_class": original,
             "_vls_source": source,
         })
-        _LAYER_CLASSES[key] = cls
+        _CLASSES[key] = cls
     return cls
+
+
+def swap_class(module: nn.Module, cls: type) -> nn.Module:
+    """Change ``module``'s class to ``cls``: a runtime subclass of its class, or back to its
+    original class.  Anything else is refused (a class change must never lose a rewrite)."""
+    current = type(module)
+    into_runtime = getattr(cls, "_vls_original_class", None) is current
+    back_to_original = is_rewritten(current) and cls is original_class(current)
+    if not (into_runtime or back_to_original):
+        raise CompileError(f"cannot change a {current.__qualname__} into a {cls.__qualname__}"
+                           + ("; it is already rewritten" if is_rewritten(current) else ""))
+    module.__class__ = cls
+    return module
 
 
 def install_graph(layer: nn.Module, graph: fx.Graph) -> type:
@@ -76,18 +115,16 @@ def install_graph(layer: nn.Module, graph: fx.Graph) -> type:
                 raise CompileError(f"the graph uses '{node.target}', which {type(layer).__name__} does not have")
     graph.lint()
     source, globals_ = generate_source(graph)
-    cls = layer_class(type(layer), source, globals_)
-    layer.__class__ = cls
+    cls = runtime_class(type(layer), source, globals_=globals_)
+    swap_class(layer, cls)
     return cls
 
 
 def restore_layer(layer: nn.Module) -> nn.Module:
     """Undo a rewrite: original classes for the layer and its projection Linears, no ``pet``."""
-    from vlsurgery.compiler.rewrite import PET_ATTR
-
     for mod in layer.modules():
         if is_rewritten(mod):
-            mod.__class__ = original_class(mod)
+            swap_class(mod, original_class(mod))
             mod.__dict__.pop("_vls_sites", None)
     if PET_ATTR in layer._modules:
         del layer._modules[PET_ATTR]
@@ -110,14 +147,13 @@ class GeneratedCode:
 def generated_source(obj) -> str:
     """The generated forward of a rewritten module (or class)."""
     cls = obj if isinstance(obj, type) else type(obj)
-    source = getattr(cls, "_vls_source", None)
-    if source is None:
+    if not is_rewritten(cls):
         raise CompileError(f"{cls.__name__} is not rewritten by vlsurgery")
-    return source
+    return cls._vls_source
 
 
 def generated_code(model: nn.Module) -> list[GeneratedCode]:
-    """One entry per rewritten class in ``model`` (layers and projection Linears), in module order."""
+    """One entry per runtime class in ``model`` (layers, projection Linears, stacks), in module order."""
     groups: dict[type, list[str]] = {}
     for path, mod in model.named_modules():
         if is_rewritten(mod):

@@ -2,7 +2,8 @@
 
 A seq2seq model hands the *same* ``attention_mask`` to its encoder and, as the cross-attention
 mask, to its decoder.  Prepending tokens therefore touches both stacks, and both are changed by
-class change (the objects stay, their classes become runtime subclasses):
+class change, the one mechanism of :mod:`vlsurgery.compiler.install` (the objects stay, their
+classes become runtime subclasses; docs/design.md, "The prefix pass"):
 
 * the encoder's ``forward`` gains the keyword arguments ``vis_feats`` (B, R, feat_dim),
   ``vis_boxes`` (B, R, 4) and ``vis_image_ids`` (B, R); it embeds the text itself, prepends
@@ -29,6 +30,7 @@ import inspect
 import torch
 from torch import nn
 
+from vlsurgery.compiler.install import is_rewritten, runtime_class, swap_class
 from vlsurgery.errors import UsageError
 
 VISUAL_KWARGS = ("vis_feats", "vis_boxes", "vis_image_ids")
@@ -89,25 +91,18 @@ def _decoder_forward(self, *args, encoder_hidden_states=None, encoder_attention_
                                            encoder_attention_mask=encoder_attention_mask, **kwargs)
 
 
-_CLASSES: dict[tuple[type, str], type] = {}
-
-
-def _subclass(original: type, role: str, forward) -> type:
-    """A cached runtime subclass of ``original`` with ``forward`` replaced (class change, as for layers)."""
-    key = (original, role)
-    if key not in _CLASSES:
-        _CLASSES[key] = type(original.__name__, (original,), {
-            "forward": forward, "__module__": original.__module__, "__qualname__": original.__qualname__,
-            "__doc__": original.__doc__, "_vls_original_class": original,
-            "_vls_source": inspect.getsource(forward).replace(forward.__name__, "forward", 1)})
-    return _CLASSES[key]
+def _stack_class(original: type, forward) -> type:
+    """The runtime subclass of a stack class with ``forward`` (class change, as for layers); its
+    readable source is the function's own."""
+    source = inspect.getsource(forward).replace(forward.__name__, "forward", 1)
+    return runtime_class(original, source, forward)
 
 
 def install_prefix(model: nn.Module, prefix: PrefixTokens) -> None:
     """Attach ``prefix`` to the model's encoder (as ``vls_prefix``) and rewrite both stacks' forwards."""
     encoder, decoder = model.get_encoder(), model.get_decoder()
-    if getattr(type(encoder), "_vls_original_class", None) is not None:
+    if is_rewritten(encoder):
         raise UsageError("the encoder already carries prefix tokens")
     encoder.add_module("vls_prefix", prefix)
-    encoder.__class__ = _subclass(type(encoder), "encoder", _encoder_forward)
-    decoder.__class__ = _subclass(type(decoder), "decoder", _decoder_forward)
+    swap_class(encoder, _stack_class(type(encoder), _encoder_forward))
+    swap_class(decoder, _stack_class(type(decoder), _decoder_forward))

@@ -9,19 +9,21 @@ Two primitives, and :func:`rewrite_layer`, which runs them on one layer and inst
   is an ordinary case.  Several sites on one H chain in insertion order.
 * :func:`rewrite_projection` (module pass): a site on an ``nn.Linear`` below the layer (e.g.
   ``encoder_attn.v_proj``, ``layer.1.EncDecAttention.v``) gives the Linear object a runtime
-  subclass whose forward is ``h = linear(x); h = site(x, h)`` for each of its sites.  The Linear's
-  parameters keep their names (``...v_proj.weight``); the site module is registered under the
-  layer's ``pet`` as well and only *referenced* from the Linear (so it is not counted twice).
+  subclass (:func:`~vlsurgery.compiler.install.runtime_class`) whose forward is
+  ``h = linear(x); h = site(x, h)`` for each of its sites.  The Linear's parameters keep their
+  names (``...v_proj.weight``); the site module is registered under the layer's ``pet`` as well
+  and only *referenced* from the Linear (so it is not counted twice).
 
-Padding mask rule (the ``mask`` argument of site modules, used by the scalar gate): in a layer
-whose forward has an ``attention_mask`` parameter, one graph node computes
-:func:`padding_mask` (attention_mask, hidden_states) once per call and every sublayer site of the
-layer receives it: a (B, N) bool mask of real tokens, read from the *last query row* of the
-layer's own (self-attention) mask, which sees every key the layer's tokens may attend to, causal
-or not; the last N keys are the current tokens (a decoder with a cache has more keys).  4-D/3-D
-boolean masks: True = attend; 4-D/3-D float masks are additive: 0 = attend; 2-D masks: non-zero
-= real.  When the mask is None (e.g. SDPA without padding) or not a tensor (flex attention's
-BlockMask), ``mask`` is None.  Projection sites never get a mask.
+Padding mask rule (the ``mask`` argument of site modules, used by the scalar gate; docs/design.md,
+"The padding mask rule"): in a layer whose forward has an ``attention_mask`` parameter, one graph
+node computes :func:`padding_mask` (attention_mask, hidden_states) once per call and every
+sublayer site that asks for it (``Insertion.mask``, which ``compile`` takes from the method's
+``needs_mask``) receives it: a (B, N) bool mask of real tokens, read from the *last query row* of
+the layer's own (self-attention) mask, which sees every key the layer's tokens may attend to,
+causal or not; the last N keys are the current tokens (a decoder with a cache has more keys).
+4-D/3-D boolean masks: True = attend; 4-D/3-D float masks are additive: 0 = attend; 2-D masks:
+non-zero = real.  When the mask is None (e.g. SDPA without padding) or not a tensor (flex
+attention's BlockMask), ``mask`` is None.  Projection sites never get a mask.
 
 Every pass lints the graph after it runs and failures name the pass and the site.
 """
@@ -35,11 +37,11 @@ from typing import Iterable, Sequence
 import torch
 from torch import fx, nn
 
+from vlsurgery.compiler.install import PET_ATTR, install_graph, is_rewritten, runtime_class, swap_class
 from vlsurgery.compiler.points import parse_point, resolve_point
 from vlsurgery.compiler.trace import LeafPolicyLike, trace_layer
+from vlsurgery.compiler.transaction import transaction
 from vlsurgery.errors import CompileError, nearest
-
-PET_ATTR = "pet"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def mask_node(graph: fx.Graph) -> fx.Node | None:
             return node
     placeholders = list(graph.find_nodes(op="placeholder"))
     attn = next((p for p in placeholders if p.target == "attention_mask"), None)
-    if attn is None or not placeholders:
+    if attn is None:
         return None
     with graph.inserting_after(placeholders[-1]):
         node = graph.call_function(padding_mask, (attn, placeholders[0]))
@@ -133,7 +135,6 @@ def insert_site(graph: fx.Graph, name: str, x_point: str, h_point: str, *, mask:
     with graph.inserting_after(h):
         node = graph.call_module(f"{PET_ATTR}.{name}", (x, h), kwargs)
     node.meta["vls_site"] = name
-    node.meta["vls_tensor"] = True
     h.replace_all_uses_with(node, delete_user_cb=lambda user: user is not node)
     h.meta["vls_replaced_by"] = node
     return node
@@ -142,33 +143,23 @@ def insert_site(graph: fx.Graph, name: str, x_point: str, h_point: str, *, mask:
 # ----------------------------------------------------------------------------------------------
 # the projection pass
 
-_PROJECTION_CLASSES: dict[type, type] = {}
-
-
 def projection_class(cls: type) -> type:
     """The runtime subclass of a Linear class that applies its sites after the projection."""
-    sub = _PROJECTION_CLASSES.get(cls)
-    if sub is None:
-        base_forward = cls.forward
+    base_forward = cls.forward
 
-        def forward(self, input):
-            h = base_forward(self, input)
-            for site in self._vls_sites:
-                h = site(input, h)
-            return h
+    def forward(self, input):
+        h = base_forward(self, input)
+        for site in self._vls_sites:
+            h = site(input, h)
+        return h
 
-        source = (f"def forward(self, input):\n"
-                  f"    h = {cls.__qualname__}.forward(self, input)\n"
-                  f"    for site in self._vls_sites:      # the layer's pet modules, in order\n"
-                  f"        h = site(input, h)\n"
-                  f"    return h\n")
-        forward.__qualname__ = f"{cls.__qualname__}.forward"
-        sub = type(cls.__name__, (cls,), {
-            "forward": forward, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
-            "_vls_original_class": cls, "_vls_source": source,
-        })
-        _PROJECTION_CLASSES[cls] = sub
-    return sub
+    forward.__qualname__ = f"{cls.__qualname__}.forward"
+    source = (f"def forward(self, input):\n"
+              f"    h = {cls.__qualname__}.forward(self, input)\n"
+              f"    for site in self._vls_sites:      # the layer's pet modules, in order\n"
+              f"        h = site(input, h)\n"
+              f"    return h\n")
+    return runtime_class(cls, source, forward)
 
 
 def _linear_paths(layer: nn.Module) -> list[str]:
@@ -193,9 +184,8 @@ def find_linear(layer: nn.Module, path: str) -> nn.Linear:
 
 def attach_projection(linear: nn.Linear, module: nn.Module) -> None:
     """Module pass on one Linear: apply ``module(x, h)`` after it (sites chain in order)."""
-    cls = type(linear)
-    if getattr(cls, "_vls_original_class", None) is None:
-        linear.__class__ = projection_class(cls)
+    if not is_rewritten(linear):
+        swap_class(linear, projection_class(type(linear)))
         sites: tuple = ()
     else:
         sites = linear.__dict__.get("_vls_sites", ())
@@ -247,9 +237,6 @@ def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
     generated code (see :mod:`vlsurgery.compiler.install`).  On failure the layer is left exactly
     as it was and a CompileError names the pass, the site and the layer (``label``, e.g. its path).
     """
-    from vlsurgery.compiler.install import install_graph
-    from vlsurgery.compiler.transaction import transaction
-
     where = label or type(layer).__name__
     insertions = _as(Insertion, insertions)
     projections = _as(Projection, projections)
@@ -257,7 +244,7 @@ def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise CompileError(f"{where}: site names used twice: {', '.join(duplicates)}")
-    if getattr(type(layer), "_vls_original_class", None) is not None and insertions:
+    if is_rewritten(layer) and insertions:
         raise CompileError(f"{where}: this layer is already rewritten; restore_layer() it first")
 
     graph = None
@@ -308,8 +295,6 @@ class LayerEdit:
 def rewrite_model(model: nn.Module, edits, leaf_policy: LeafPolicyLike) -> nn.Module:
     """Rewrite several layers of ``model`` (``{layer path: LayerEdit or (insertions, projections)}``)
     as one transaction: either every layer is rewritten, or the model is left exactly as it was."""
-    from vlsurgery.compiler.transaction import transaction
-
     with transaction(model):
         for path, edit in dict(edits).items():
             if not isinstance(edit, LayerEdit):

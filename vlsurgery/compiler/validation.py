@@ -14,20 +14,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from vlsurgery.compiler.placement import dtype_device
 from vlsurgery.errors import CompileError
-
-def layer_dtype(layer: nn.Module) -> torch.dtype:
-    """The dtype a layer runs in: that of its first floating-point parameter (float32 if none)."""
-    for p in layer.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
-
-
-def layer_device(layer: nn.Module) -> torch.device:
-    for p in layer.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def example_inputs(sig: inspect.Signature, d: int, dtype: torch.dtype, device, *, masks: bool,
@@ -66,7 +54,7 @@ def validate_forward(layer: nn.Module, original: Callable, generated: Callable, 
     mode (with and without masks) and in train mode with a fixed seed; outputs must be
     ``torch.equal``.  The layer's mode and the global RNG state are left as they were."""
     was_training = layer.training
-    dtype, device = layer_dtype(layer), layer_device(layer)
+    dtype, device = dtype_device(layer)
     runs = [(False, False), (False, True), (True, False)]
     try:
         for train, masks in runs:

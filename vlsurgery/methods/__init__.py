@@ -5,8 +5,10 @@ Architecture
 ``params``      frozen hyperparameter dataclasses (field names = DSL keywords) and their schema.
 ``registry``    one :class:`MethodEntry` per DSL method name: ``finalize`` (site-derived values and
                 problems), ``count`` (parameters, without building), ``shared`` (tensors counted once
-                per model), ``build`` (the site module).  The planner uses the first three; the
-                compiler calls ``build``.
+                per model), ``build`` (the site module), and the declared needs of its modules:
+                ``context`` (token embedding, shared store), ``needs_mask(hp)``, ``trains(name)``.
+                The planner uses the first three; the compiler calls ``build`` with what the entry
+                declares, and never names a method.
 ``vlpet``       :class:`VLPET`, the site module of every gateable method: H' = s * G (.) (H + dH).
 ``bottleneck``  dH = Up(act(Down(.))), sequential (reads H) or parallel (reads X), multi-head Down.
 ``gates``       G at the granularities none / scalar / token / vector / matrix.

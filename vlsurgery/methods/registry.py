@@ -24,6 +24,17 @@ functions of ``(hp, dims)``:
 
 ``count``, ``shared`` and ``build`` finalise ``hp`` themselves and raise :class:`UsageError` when
 problems remain; ``hp=None`` means the method's defaults.
+
+An entry also declares what the compiler must hand its modules (the compiler never names a method):
+
+``context``
+    the build context it takes besides ``dtype``/``device``: ``token_embedding`` (prompt),
+    ``shared_params`` (compacter).  The compiler passes exactly these.
+``needs_mask(hp) -> bool``
+    whether its sublayer sites get the padding mask: exactly for the scalar (``small``) gate, the
+    only module that averages over tokens (docs/design.md, "The padding mask rule").
+``trains(name) -> bool``
+    whether the parameter ``name`` (relative to the built module) trains; default :func:`train_all`.
 """
 
 from __future__ import annotations
@@ -41,8 +52,18 @@ from vlsurgery.methods.counts import bottleneck_count, gate_count, phm_count, ph
 
 Problems = list[tuple[str, str]]
 
-#: Keyword arguments ``build`` accepts.
+#: Keyword arguments ``build`` accepts; an entry's ``context`` declares some of the first two.
 CONTEXT_KEYS = frozenset({"shared_params", "token_embedding", "dtype", "device"})
+
+
+def train_all(name: str) -> bool:
+    """The default ``MethodEntry.trains``: every parameter of the module trains."""
+    return True
+
+
+def never_masked(hp) -> bool:
+    """The default ``MethodEntry.needs_mask``: the module does not look at the padding mask."""
+    return False
 
 
 @dataclass(frozen=True)
@@ -61,7 +82,7 @@ class SiteDims:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """A PET method: its hyperparameters, where it may go, and how to count and build it."""
+    """A PET method: its hyperparameters, where it may go, how to count and build it, what it needs."""
 
     name: str
     params: type
@@ -70,6 +91,9 @@ class MethodEntry:
     count: Callable[[Any, SiteDims], int]
     shared: Callable[[Any, SiteDims], dict[str, int]]
     build: Callable[..., Any]  # -> nn.Module
+    context: tuple[str, ...] = ()
+    needs_mask: Callable[[Any], bool] = never_masked
+    trains: Callable[[str], bool] = train_all
 
 
 class UnknownMethodError(VLSurgeryError, LookupError):
@@ -148,6 +172,10 @@ def _finalize_gate(hp, dims):
 
 def _finalize_plain(hp, dims):
     return hp, hp.problems()
+
+
+def _scalar_gate(hp) -> bool:  # the only gate that averages over tokens
+    return hp.granularity == "scalar"
 
 
 def _canonical(hp) -> tuple[Any, Problems]:
@@ -288,8 +316,11 @@ def _checked(name, finalize):
     return run
 
 
-def _entry(name, finalize, count, build, shared=_no_shared, context=()) -> MethodEntry:
+def _entry(name, finalize, count, build, shared=_no_shared, context=(), needs_mask=never_masked,
+           trains=train_all) -> MethodEntry:
     params_cls, sites = P.METHOD_PARAMS[name]
+    if not set(context) <= {"shared_params", "token_embedding"}:  # a programming error, caught at import
+        raise RuntimeError(f"{name}: context {sorted(context)}: only shared_params, token_embedding")
 
     def finalize_entry(hp, dims):
         hp = params_cls() if hp is None else hp
@@ -313,23 +344,27 @@ def _entry(name, finalize, count, build, shared=_no_shared, context=()) -> Metho
             module.to(device=ctx.get("device"), dtype=ctx.get("dtype"))
         return module
 
+    def needs_mask_entry(hp):  # on canonical values: aliases such as small -> scalar
+        return bool(needs_mask(_canonical(params_cls() if hp is None else hp)[0]))
+
     return MethodEntry(
         name=name, params=params_cls, sites=sites, finalize=finalize_entry,
         count=lambda hp, dims: count(ready(hp, dims), dims),
         shared=lambda hp, dims: shared(ready(hp, dims), dims),
-        build=build_entry,
+        build=build_entry, context=tuple(context), needs_mask=needs_mask_entry, trains=trains,
     )
 
 
 REGISTRY: dict[str, MethodEntry] = {
     e.name: e for e in (
-        _entry("adapter", _finalize_adapter, _count_adapter, _build_adapter),
+        _entry("adapter", _finalize_adapter, _count_adapter, _build_adapter, needs_mask=_scalar_gate),
         _entry("lite", _finalize_plain, _count_lite, _build_lite),
         _entry("compacter", _finalize_compacter, _count_compacter, _build_compacter, _shared_compacter,
-               context=("shared_params",)),
-        _entry("lora", _finalize_lora, lambda hp, d: hp.r * (d.d_in + d.d_out) + _gate_count(hp, d), _build_lora),
+               context=("shared_params",), needs_mask=_scalar_gate),
+        _entry("lora", _finalize_lora, lambda hp, d: hp.r * (d.d_in + d.d_out) + _gate_count(hp, d), _build_lora,
+               needs_mask=_scalar_gate),
         _entry("ia3", _finalize_plain, lambda hp, d: d.d_out, _build_ia3),
-        _entry("gate", _finalize_gate, _gate_count, _build_gate),
+        _entry("gate", _finalize_gate, _gate_count, _build_gate, needs_mask=_scalar_gate),
         _entry("prompt", _finalize_plain, lambda hp, d: hp.length * d.d_out, _build_prompt,
                context=("token_embedding",)),
         _entry("none", _finalize_plain, lambda hp, d: 0, _build_none),
@@ -362,4 +397,4 @@ def build_projector(params: P.ProjectorParams | None, d: int, token_embedding, *
 
 
 __all__ = ["CONTEXT_KEYS", "MethodEntry", "REGISTRY", "SiteDims", "UnknownMethodError", "build_projector",
-           "count_projector", "get"]
+           "count_projector", "get", "never_masked", "train_all"]

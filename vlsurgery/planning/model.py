@@ -101,7 +101,3 @@ class Plan:
             if s.path == path:
                 return s
         raise KeyError(path)
-
-    def by_layer(self, layer_module: str) -> tuple[PlannedSite, ...]:
-        """The sites inside one layer module (what the compiler rewrites per traced layer)."""
-        return tuple(s for s in self.sites if s.layer_module == layer_module)

@@ -140,11 +140,6 @@ class Norm:
     bias: bool
     eps: float
 
-    @property
-    def numel_per_width(self) -> int:
-        """Parameters of one norm per unit of width: weight (+ bias)."""
-        return 2 if self.bias else 1
-
 
 @dataclass(frozen=True)
 class Profile:
