@@ -98,3 +98,15 @@ def test_no_import_cycle_inside_a_package():
 def test_modules_stay_short(name):
     lines = MODULES[name].read_text().count("\n")
     assert lines <= MAX_LINES, f"{name} has {lines} lines: split it along a real seam"
+
+
+#: Notes of the project's authors that users of the repository do not have (spelt in pieces so
+#: that this file does not cite them either).
+PRIVATE = ("shared/" + "reference", "vl-pet" + ".md", "compiler-" + "notes")
+SHIPPED = sorted([*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "docs").glob("*.md"), PACKAGE.parent / "README.md",
+                  *(PACKAGE.parent / "specs").rglob("*.vls"), *(PACKAGE.parent / "tests").rglob("*.py")])
+
+
+def test_the_repository_cites_only_what_it_ships():
+    cites = [f"{p.relative_to(PACKAGE.parent)}: {name}" for p in SHIPPED for name in PRIVATE if name in p.read_text()]
+    assert not cites, "cite docs/paper.md or docs/design.md instead: " + ", ".join(cites)

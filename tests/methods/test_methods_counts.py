@@ -115,7 +115,7 @@ def test_projector_count(feat_dim, pos_dim, images, d, norm):
 
 
 def test_paper_configurations():
-    """vl-pet.md sections 2-4: BART-base (d=768) VL-PET-large and the decoder's lite adapter."""
+    """docs/paper.md §§2-4: BART-base (d=768) VL-PET-large and the decoder's lite adapter."""
     d = SiteDims(768, 768)
     bottleneck = 768 * 96 + 96 + 96 * 768 + 768
     large = P.AdapterParams(r=96, heads=4, granularity="large", gate_r=96)

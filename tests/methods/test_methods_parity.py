@@ -1,4 +1,4 @@
-"""Module maths against independent references written here, from vl-pet.md and the papers."""
+"""Module maths against independent references written here, from docs/paper.md and the papers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One compiled encoder layer computes VL-PET's maths exactly (vl-pet.md sections 2 and 3).
+"""One compiled encoder layer computes VL-PET's maths exactly (docs/paper.md §§2 and 3).
 
 The reference below is written from the paper's description only: it reads the site modules'
 weights out of their state_dicts by name and recomputes, in float64,

@@ -1,5 +1,5 @@
 """Property: for any valid design on a tiny backbone, ``vlsurgery.planning.counting`` predicts exactly the
-trainable and total parameters of the model ``compile`` builds (vl-pet.md section 6).
+trainable and total parameters of the model ``compile`` builds (docs/paper.md §6).
 
 The strategy writes spec *text*, statement by statement: methods with their hyperparameters
 (adapter with r/heads/granularity/placement, lite, lora on projections, ia3, compacter with n dividing

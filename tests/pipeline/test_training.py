@@ -1,7 +1,7 @@
 """Training a compiled VL-PET model: the loss goes down, gradients reach exactly the trainable
 parameters, those are exactly what the spec names, and the frozen backbone never moves.
 
-The design is the paper's VL-PET-large (vl-pet.md section 4) on each tiny backbone, fed text and
+The design is the paper's VL-PET-large (docs/paper.md §4) on each tiny backbone, fed text and
 visual regions through the projector; the optimiser is AdamW at the paper's lr 1e-3, given *all*
 the model's parameters (as a careless user would), so a gradient leaking into a frozen tensor
 would move it.
