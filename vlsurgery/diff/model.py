@@ -1,16 +1,6 @@
 """What a diff is: :class:`Diff` (two designs compared), made of :class:`SiteChange` and
 :class:`SpecChange` rows with their :class:`FieldChange` details (computed in
 :mod:`vlsurgery.diff.compute`, printed by :mod:`vlsurgery.diff.render`).
-
-The comparison runs on resolved plans, never on text: sites are matched by canonical path
-(``encoder[3].self_attn``), hyperparameters are compared after the registry filled site-derived
-values (``r = d / reduction``), ``train`` targets are compared as the base parameter names they
-resolve to.  Formatting, statement order, comments, ``let`` values and the DSL/YAML choice
-therefore make no difference.
-
-Sites with the same change are folded twice: first over layers (``encoder[0:6].ffn``, with
-:func:`vlsurgery.render.group_key` as ``count`` does), then over projections, sublayers
-and stacks (``encoder[0:6].{self_attn,ffn}``) when everything else about the change is the same.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlsurgery.errors import Problem
-from vlsurgery.methods.registry import SiteDims
+from vlsurgery.planning.slots import Slot
 from vlsurgery.profiles.profile import Profile
 
 
-@dataclass(frozen=True)
-class PlannedSite:
-    """One concrete site and what goes there.
+@dataclass(frozen=True, kw_only=True)
+class PlannedSite(Slot):
+    """A slot (where, its widths and points) and what goes there.
 
     ``kind`` is ``sublayer`` (``x_point``/``h_point`` set), ``projection`` (``linear`` set: the
     nn.Linear's path relative to ``layer_module``) or ``input`` (the stack's input; ``layer`` and
@@ -33,17 +33,6 @@ class PlannedSite:
     with other sites (key, numel), ``statements`` the indices of the spec statements that shaped it.
     """
 
-    path: str
-    stack: str
-    layer: int | None
-    sublayer: str | None
-    projection: str | None
-    kind: str
-    layer_module: str | None
-    x_point: str | None
-    h_point: str | None
-    linear: str | None
-    dims: SiteDims
     method: str
     params: Any
     trainable: int
