@@ -13,6 +13,7 @@ independent choices, as in Table 9 of the VL-PET paper.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +28,44 @@ ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "tanh", "identity")
 SITE_KINDS = ("sublayer", "projection", "input")
 
 
+#: A call value of the language, ``normal(0.02)``: a name and one number.  Specs keep it as its
+#: canonical text (a ``str``), so the DSL's ``normal(2e-2)`` and YAML's ``"normal(0.02)"`` agree.
+CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\(\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*\)")
+
+
+def call_text(name: str, number: float) -> str:
+    """The canonical text of a call value: ``call_text("normal", 2e-2) == "normal(0.02)"``."""
+    number = float(number)
+    return f"{name}({int(number) if number.is_integer() and abs(number) < 1e15 else repr(number)})"
+
+
+#: How a part of an added module starts (an ``init`` kind of hyperparameter): ``default`` (PyTorch's
+#: own initialisation of that layer), ``zero``, ``backbone`` (the backbone's initialiser: weights
+#: normal with the config's init std, biases zero), ``normal(std)`` or ``uniform(a)`` (U(-a, a)).
+INIT_WORDS = ("default", "zero", "backbone")
+INIT_CALLS = ("normal", "uniform")
+
+
+def _coerce_init(value) -> tuple[str | None, str | None]:
+    if not isinstance(value, str):
+        return None, f"found {value!r}"
+    if value.lower() in INIT_WORDS:
+        return value.lower(), None
+    call = CALL.fullmatch(value.strip())
+    if call and call.group(1).lower() in INIT_CALLS:
+        scale = float(call.group(2))
+        if not 0 < scale < float("inf"):
+            return None, f"the scale of {value} must be a positive number"
+        return call_text(call.group(1).lower(), scale), None
+    return None, f"{value!r} is not an initialiser"
+
+
 def hp(default: Any, doc: str, *, kind: str, choices=None, aliases=None, min=None, max=None):
     """Declare one hyperparameter: its default, a one-line doc and its schema.
 
-    ``kind`` is one of ``int``, ``float``, ``str``, ``bool``; ``int?`` is an int that may be left
-    unset (None), to be derived from the site (``r`` from ``reduction``, ``gate_r`` from ``r``).
+    ``kind`` is one of ``int``, ``float``, ``str``, ``bool``, ``init`` (an initialiser, see
+    :data:`INIT_WORDS`); ``int?`` is an int that may be left unset (None), to be derived from the
+    site (``r`` from ``reduction``, ``gate_r`` from ``r``).
     """
     meta = dict(doc=doc, kind=kind, choices=tuple(choices) if choices else None,
                 aliases=dict(aliases or {}), min=min, max=max)
@@ -57,7 +91,7 @@ class ParamSpec:
             names = list(self.choices) + sorted(self.aliases)
             return "one of " + ", ".join(names)
         text = {"int": "an integer", "int?": "an integer", "float": "a number", "bool": "true or false",
-                "str": "a name"}[self.kind]
+                "str": "a name", "init": "default, zero, backbone, normal(std) or uniform(a)"}[self.kind]
         if self.min is not None and self.max is not None:
             text += f" in [{self.min}, {self.max}]"
         elif self.min is not None:
@@ -71,6 +105,9 @@ class ParamSpec:
         name (case-insensitively: ``middleY`` -> ``vector``).
         """
         kind = self.kind
+        if kind == "init":
+            canonical, complaint = _coerce_init(value)
+            return (canonical, None) if complaint is None else (None, f"{self.name}: {complaint}")
         if kind == "bool":
             ok = isinstance(value, bool)
         elif kind in ("int", "int?"):

@@ -18,6 +18,7 @@ from lark.exceptions import UnexpectedEOF, UnexpectedInput
 
 from vlsurgery.errors import Problem, Span
 from vlsurgery.spec.grammar import blank, line_col, parser, scan, syntax_problem
+from vlsurgery.methods.params import call_text
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
 
 # --------------------------------------------------------------------------------------------
@@ -117,6 +118,10 @@ class _ToIR(Transformer):
 
     def ref(self, children):
         return Ref(str(children[0])[1:], span=_span(self.source, children[0]))
+
+    def call(self, children):
+        """``normal(0.02)``: kept as the text ``normal(0.02)``, which is also how YAML writes it."""
+        return call_text(str(children[0]), float(children[1]))
 
     @v_args(meta=True)
     def param(self, meta, children):

@@ -48,7 +48,6 @@ class Ref:
 
 Value = Union[bool, int, float, str, Ref]
 
-
 @dataclass(frozen=True)
 class Index:
     """One layer, ``encoder[3]``; negative indices count from the end as in Python."""

@@ -17,6 +17,7 @@ import re
 
 from vlsurgery.spec.dsl import quote
 from vlsurgery.spec.grammar import KEYWORDS
+from vlsurgery.methods.params import CALL, call_text
 from vlsurgery.spec.ir import Address, Index, Param, Ref, Segment, Spec, Statement
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -46,6 +47,9 @@ def value_text(value) -> str:
         return scalar
     if _NAME.fullmatch(value) and value not in ("true", "false"):
         return value
+    call = CALL.fullmatch(value)
+    if call and value == call_text(call.group(1), float(call.group(2))):
+        return value  # normal(0.02), as written in the DSL
     return quote(value)
 
 
