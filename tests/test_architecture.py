@@ -13,12 +13,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vlsurgery"
 #: Each top-level part of vlsurgery and its stage; a module may import its own stage and earlier ones.
 STAGES = {
     "errors": 0, "resources": 0, "caches": 0, "render": 0,
-    "methods": 1, "profiles": 1,
+    "methods": 1, "profiles": 1, "data": 1,
     "spec": 2,
     "planning": 3,
     "compiler": 4,
     "diff": 5,
-    "testing": 6, "cli": 6, "__init__": 6,
+    "checkpoint": 6,
+    "training": 7,
+    "testing": 8, "cli": 8, "__init__": 8,
 }
 MAX_LINES = 400
 
