@@ -18,6 +18,8 @@ and the pipeline has one package per stage::
     vlsurgery.compiler   torch.fx: trace layers, insert the site modules at their X/H points,
                          install by class change, prepend visual/prompt tokens, freeze
     vlsurgery.diff       semantic diff of two designs (sites, extras, parameter deltas)
+    vlsurgery.checkpoint PET checkpoints (safetensors + the spec), the save_pretrained route, merging
+    vlsurgery.data       VL data: a procedural VQA task, HDF5/JSON readers, a collator, metrics
     vlsurgery.testing    hypothesis strategies and property assertions (needs hypothesis)
     vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, diff, compile, demo)
 
@@ -28,6 +30,8 @@ The public API::
     model = vlsurgery.compile(spec, model)                            # a Hugging Face model, in place
     d = vlsurgery.diff("specs/paper/bart-base/vl-pet-small.vls", spec)  # what changed, what it costs
     d.trainable_delta, print(d)                                        # 1761396; a table
+    vlsurgery.save(model, "run/pet"); model = vlsurgery.restore("run/pet")   # what was trained, exactly
+    plain = vlsurgery.merge(model)                                     # LoRA/IA3 folded: a plain HF model
 
 Importing ``vlsurgery`` does not import torch; ``compile`` does, on first use.
 """
@@ -35,6 +39,7 @@ Importing ``vlsurgery`` does not import torch; ``compile`` does, on first use.
 from vlsurgery.errors import (BackboneError, CompileError, ResolutionError, SpecError, SpecSyntaxError, UsageError,
                               VLSurgeryError)
 from vlsurgery import diff  # a callable package: vlsurgery.diff(a, b)
+from vlsurgery.checkpoint.errors import CheckpointError, MergeError
 from vlsurgery.planning import count, plan
 from vlsurgery.profiles import load_backbone
 from vlsurgery.spec import Spec, dumps, load, parse
@@ -44,12 +49,39 @@ def compile(spec, model, *, seed=None):
     """Apply ``spec`` to ``model`` (a Hugging Face seq2seq model) in place and return it.
 
     The base is frozen except what the spec's ``train`` names; every added module trains.  On any
-    error the model is left exactly as it was.  See :mod:`vlsurgery.compiler.compile`.
+    error the model is left exactly as it was.  See :mod:`vlsurgery.compiler.compile`.  A model
+    with ``save_pretrained`` also writes its PET checkpoint there, so that ``restore`` brings it
+    back exactly (:mod:`vlsurgery.checkpoint.hf`).
     """
+    from vlsurgery.checkpoint.hf import enable_save_pretrained
     from vlsurgery.compiler.compile import compile as _compile
 
-    return _compile(spec, model, seed=seed)
+    model = _compile(spec, model, seed=seed)
+    return enable_save_pretrained(model) if hasattr(type(model), "save_pretrained") else model
 
 
-__all__ = ["BackboneError", "CompileError", "ResolutionError", "Spec", "SpecError", "SpecSyntaxError", "UsageError",
-           "VLSurgeryError", "compile", "count", "diff", "dumps", "load", "load_backbone", "parse", "plan"]
+def save(model, directory, spec=None):
+    """Write the PET checkpoint of a compiled model: its trained tensors as safetensors, the
+    canonical spec and its hash, the backbone's identity (see :mod:`vlsurgery.checkpoint`)."""
+    from vlsurgery.checkpoint import save as _save
+
+    return _save(model, directory, spec)
+
+
+def restore(directory, backbone=None):
+    """The model saved in ``directory`` (by ``save`` or ``save_pretrained``), restored exactly."""
+    from vlsurgery.checkpoint import restore as _restore
+
+    return _restore(directory, backbone)
+
+
+def merge(model, *, partial=False):
+    """Fold LoRA, (IA)^3 and constant gates into the base weights: a plain Hugging Face model."""
+    from vlsurgery.checkpoint import merge as _merge
+
+    return _merge(model, partial=partial)
+
+
+__all__ = ["BackboneError", "CheckpointError", "CompileError", "MergeError", "ResolutionError", "Spec", "SpecError",
+           "SpecSyntaxError", "UsageError", "VLSurgeryError", "compile", "count", "diff", "dumps", "load",
+           "load_backbone", "merge", "parse", "plan", "restore", "save"]

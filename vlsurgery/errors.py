@@ -13,6 +13,9 @@ problem it finds and raises them together, so a user fixes a spec in one round t
       |                                ^^^^^
       = expected one of: activation, gate_init, gate_r, granularity, heads, init, ...
       = did you mean 'heads'?
+
+:data:`LIMITS` bounds what one spec may cost to read (docs/limits.md): its size, its statements,
+its numbers, its ``extends`` chain, and how many problems a report shows.
 """
 
 from __future__ import annotations
@@ -20,6 +23,28 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading one spec may cost; beyond these, the reader stops with a located error.
+
+    The numbers are documented for users in docs/limits.md; a test there keeps them in step.
+    """
+
+    spec_bytes: int = 65_536            # one spec file or text, in bytes
+    statements: int = 1_000             # statements of one file, and of a design with its extends merged
+    extends_depth: int = 16             # files in one extends chain
+    extends_name: int = 1_024           # characters of an extends name (255 per path component)
+    number: int = 10 ** 18              # every number, integer or not, lies within +-number
+    number_text: int = 64               # characters of a number as written
+    yaml_depth: int = 32                # nested YAML lists and mappings
+    syntax_errors: int = 20             # the DSL reader's error recovery stops after this many
+    shown: int = 50                     # problems a report prints (the rest are counted)
+    shown_line: int = 120               # characters of a source line a message quotes
+
+
+LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -41,9 +66,13 @@ def span_field():
     return field(default=None, compare=False, repr=False, hash=False)
 
 
-def nearest(word: str, choices: Iterable[str]) -> str | None:
-    """The valid name closest to a misspelt one, or None when nothing is close."""
-    matches = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+def nearest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The valid name closest to a misspelt one, or None when nothing is close (or the word is
+    too long to be a misspelt name: comparing costs the product of the lengths)."""
+    word = str(word)
+    if len(word) > 100:
+        return None
+    matches = difflib.get_close_matches(word, sorted(c for c in set(choices) if len(c) <= 200), n=1, cutoff=cutoff)
     return matches[0] if matches else None
 
 
@@ -57,27 +86,47 @@ class Problem:
     hint: str | None = None
     severity: str = "error"  # or "warning"
 
-    def render(self, text: str | None = None) -> str:
-        """Format as ``file:line:col: error: ...`` with the source line and a caret under it."""
+    def render(self, text: str | None = None, *, source_lines: Sequence[str] | None = None) -> str:
+        """Format as ``file:line:col: error: ...`` with the source line and a caret under it.
+
+        ``source_lines`` (``text.split("\\n")``) saves splitting the text again for every problem.
+        """
         where = f"{self.span}: " if self.span else ""
         lines = [f"{where}{self.severity}: {self.message}"]
-        if self.span and text is not None:
+        if self.span and (text is not None or source_lines is not None):
             # Lines end at "\n" only, as the DSL's lexer and the YAML reader count them (splitlines()
             # would also split at form feeds and other separators); tabs show as one space so the
             # caret stays under the column it points at.
-            source_lines = text.split("\n")
+            if source_lines is None:
+                source_lines = text.split("\n")
             if 1 <= self.span.line <= len(source_lines):
-                line = source_lines[self.span.line - 1].rstrip("\r").replace("\t", " ")
                 width = 1
                 if self.span.end_line == self.span.line and self.span.end_column:
                     width = max(1, self.span.end_column - self.span.column)
+                line, column, width = _excerpt(source_lines[self.span.line - 1], self.span.column, width)
                 lines.append(f"  | {line}")
-                lines.append("  | " + " " * (self.span.column - 1) + "^" * width)
+                lines.append("  | " + " " * (column - 1) + "^" * width)
         if self.expected:
             lines.append(f"  = expected {self.expected}")
         if self.hint:
             lines.append(f"  = {self.hint}")
         return "\n".join(lines)
+
+
+def _excerpt(line: str, column: int, width: int) -> tuple[str, int, int]:
+    """A source line cut to ``LIMITS.shown_line`` characters around ``column``, and the caret's
+    new column and width; "..." marks what is cut."""
+    line = line.rstrip("\r").replace("\t", " ")
+    keep = LIMITS.shown_line
+    if len(line) <= keep:
+        return line, column, width
+    start = max(0, min(column - 1 - keep // 4, len(line) - keep))
+    piece = line[start:start + keep]
+    prefix = "..." if start else ""
+    suffix = "..." if start + keep < len(line) else ""
+    column = column - start + len(prefix)
+    width = max(1, min(width, len(prefix) + len(piece) - column + 1))
+    return prefix + piece + suffix, column, width
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
@@ -123,7 +172,22 @@ class SpecError(VLSurgeryError, ValueError):
         return tuple(p for p in self.problems if p.severity == "error")
 
     def render(self) -> str:
-        rendered = [p.render(self.texts.get(p.span.source) if p.span else None) for p in self.problems]
+        """Every problem (the first ``LIMITS.shown`` of them; the rest are counted), each source
+        split into lines once."""
+        split: dict = {}
+
+        def lines_of(source):
+            if source not in split:
+                text = self.texts.get(source)
+                split[source] = None if text is None else text.split("\n")
+            return split[source]
+
+        shown = self.problems[:LIMITS.shown]
+        rendered = [p.render(source_lines=lines_of(p.span.source) if p.span else None) for p in shown]
+        if len(self.problems) > len(shown):
+            rest = len(self.problems) - len(shown)
+            rendered.append(f"... and {rest} more problem{'s' if rest != 1 else ''} not shown "
+                            f"(a report shows the first {LIMITS.shown}); fix these and check again")
         count = len(self.errors)
         head = f"{count} problem{'s' if count != 1 else ''} in spec" if count > 1 else None
         return "\n".join(([head] if head else []) + rendered)
@@ -155,3 +219,7 @@ class CompileError(VLSurgeryError, RuntimeError):
 
 class UsageError(VLSurgeryError, ValueError):
     """The Python API or the command line was called wrongly (not a problem of the spec itself)."""
+
+
+class MissingExtraError(VLSurgeryError, ModuleNotFoundError):
+    """An optional part of vlsurgery needs a package that is not installed; says which extra to install."""

@@ -6,10 +6,12 @@ describing hyperparameters, numbers and aligned tables.
     >>> group_paths(["encoder[0].ffn", "encoder[1].ffn", "encoder[2].ffn", "encoder[5].ffn"])
     ['encoder[0:3, 5].ffn']
 
-``describe`` prints a method with the hyperparameters that matter (those differing from the
-defaults, the gate folded into one word)::
+``describe`` prints a method with the hyperparameters that shape it (those differing from the
+defaults, the gate folded into one word; how its parts start only when asked); ``init_parts``
+how each part of a site starts::
 
     adapter r=96 heads=4 gate=matrix(r=96)
+    down=default up=zero gate=zero gate_down=default
 """
 
 from __future__ import annotations
@@ -56,18 +58,23 @@ def group_paths(paths, key=group_key) -> list[str]:
             for pattern, layers in groups.items()]
 
 
-_GATE_FIELDS = ("granularity", "gate_r", "gate_init", "scale")
+_GATE_FIELDS = ("granularity", "gate_r", "gate_init", "gate_pool", "init_gate", "init_gate_down", "scale")
 
 
-def describe(method: str, params) -> str:
-    """``adapter r=96 heads=4 gate=matrix(r=96) scale=0.3``: what is not a default, compactly."""
+def describe(method: str, params, *, inits: bool = False) -> str:
+    """``adapter r=96 heads=4 gate=matrix(r=96) scale=0.3``: what is not a default, compactly.
+
+    The gate's own keys fold into it: ``gate=scalar(pool=all)``.  Initialisers change no shape and
+    no count, so they are left out unless ``inits`` (``init_up=zero ... gate=matrix(r=96,
+    init=zero, down=backbone)``); ``plan`` shows them in a column of their own, :func:`init_parts`.
+    """
     if params is None or not dataclasses.is_dataclass(params):
         return method
     parts = []
     defaults = type(params)()
     names = [f.name for f in dataclasses.fields(params)]
     for name in names:
-        if name in _GATE_FIELDS:
+        if name in _GATE_FIELDS or (not inits and _is_init(name)):
             continue
         value = getattr(params, name)
         if name == "reduction" and getattr(params, "r", None) is not None:
@@ -79,12 +86,52 @@ def describe(method: str, params) -> str:
         extra = []
         if granularity == "matrix" and params.gate_r is not None:
             extra.append(f"r={params.gate_r}")
-        if getattr(params, "gate_init", "default") != "default":
-            extra.append(f"init={params.gate_init}")
+        if getattr(params, "gate_pool", "tokens") != "tokens":
+            extra.append(f"pool={params.gate_pool}")
+        for key, word in (("gate_init", "init"), ("init_gate", "init"), ("init_gate_down", "down")):
+            if inits and getattr(params, key, "default") != "default":
+                extra.append(f"{word}={getattr(params, key)}")
         parts.append(f"gate={granularity}" + (f"({', '.join(extra)})" if extra else ""))
     if "scale" in names and params.scale != 1.0:
         parts.append(f"scale={_value(params.scale)}")
     return " ".join([method] + parts)
+
+
+def _is_init(name: str) -> bool:
+    return name.startswith("init_") or name in ("init", "gate_init")
+
+
+def init_parts(params) -> str:
+    """How every part of a site's module starts, ``part=initialiser`` (``init_up`` -> ``up``): the
+    parts of the gate only when there is one (``gate_down`` only for the matrix gate); for a
+    method with only the older ``init`` key (``prompt``, ``ia3``), ``init=...``; else ``-``.
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Demo:
+    ...     granularity: str = "scalar"
+    ...     init_gate: str = "zero"
+    ...     init_gate_down: str = "default"
+    ...     init_up: str = "backbone"
+    >>> init_parts(Demo())
+    'up=backbone gate=zero'
+    """
+    if params is None or not dataclasses.is_dataclass(params):
+        return "-"
+    granularity = getattr(params, "granularity", "none")
+    own, gate = [], []
+    for f in dataclasses.fields(params):
+        if not f.name.startswith("init_"):
+            continue
+        part, value = f.name[len("init_"):], getattr(params, f.name)
+        if part.startswith("gate"):
+            if granularity != "none" and (part != "gate_down" or granularity == "matrix"):
+                gate.append(f"{part}={value}")
+        else:
+            own.append(f"{part}={value}")
+    if not own and not gate and hasattr(params, "init"):
+        return f"init={_value(params.init)}"
+    return " ".join(own + gate) or "-"
 
 
 def _value(value) -> str:

@@ -128,8 +128,9 @@ def test_validation_rejects_a_wrong_trace():
 def test_fp16_bart_encoder_cannot_be_traced():
     """BART's fp16 clamp is data-dependent (isfinite(...).all()): a clear error, not a wrong graph."""
     layer = bart().model.encoder.layers[0].half()
-    with pytest.raises(CompileError, match="BartEncoderLayer"):
+    with pytest.raises(CompileError, match="BartEncoderLayer") as info:
         trace_layer(layer, 1)
+    assert "bfloat16 or float32" in str(info.value)  # and what to do instead
 
 
 def test_bf16_folds_the_dtype_branch():

@@ -24,7 +24,8 @@ def test_structured_result():
     changes = {c.change: c for c in d.site_changes}
     changed = changes["changed"]
     assert changed.where == "encoder[0:6].{self_attn,ffn}" and changed.sites == 12
-    assert [str(f) for f in changed.fields] == ["heads: 1 -> 4", "gate: none -> matrix(r=96)"]
+    assert [str(f) for f in changed.fields] == ["heads: 1 -> 4", "init_gate: default -> backbone",
+                                                 "init_gate_down: default -> backbone", "gate: none -> matrix(r=96)"]
     assert changes["removed"].where == "decoder[0:6].{self_attn,cross_attn,ffn}"
     assert changes["added"].where == "decoder[0:6].cross_attn.v" and changes["added"].b == "lite r=96"
     (train,) = d.spec_changes

@@ -55,7 +55,7 @@ def test_small_vs_large_reads_as_one_row(capsys):
     _, out, _ = run(capsys, *PAIRS["vl-pet-small-vs-large"])
     rows = [line for line in out.splitlines() if line.startswith(("~", "+", "-")) and not line.startswith("---")
             and not line.startswith("+++")]
-    assert rows == [r for r in rows if "encoder[0:6].{self_attn,ffn}" in r and "gate: scalar -> matrix(r=96)" in r]
+    assert rows == [r for r in rows if "encoder[0:6].{self_attn,ffn}" in r and "gate: scalar(pool=all) -> matrix(r=96)" in r]
     assert len(rows) == 1 and "+1,761,396" in rows[0]
 
 

@@ -19,49 +19,59 @@ SAME = {
         train projector,encoder.layernorm
         let r_v=96; let r=96
         backbone "bart-base"
-        projector   feat_dim=2048 pos_dim=5 images=2
+        projector   feat_dim=2048 pos_dim=5 images=2 init_feat=backbone init_pos=backbone init_img_order=backbone
         encoder.{ffn,self_attn}: adapter heads=4 r=$r      # the multi-head adapter
         decoder.cross_attn.v:lite r=$r_v
         encoder.{self_attn,ffn}: granularity=large gate_r=$r
+        encoder.{self_attn,ffn}: init_down=backbone init_up=backbone init_gate=backbone init_gate_down=backbone
+        decoder.cross_attn.v: init_down=backbone init_up=backbone
     """,
     "no-lets": """
         backbone bart-base
-        projector
+        projector init_feat=backbone init_pos=backbone init_img_order=backbone
         train encoder.layernorm, projector
         encoder.{self_attn,ffn}: adapter r=96 heads=4 granularity=matrix gate_r=96
         decoder.cross_attn.v: lite r=96
+        encoder.{self_attn,ffn}: init_down=backbone init_up=backbone init_gate=backbone init_gate_down=backbone
+        decoder.cross_attn.v: init_down=backbone init_up=backbone
     """,
     "other-lets-same-values": """
         backbone bart-base
         let width = 96; let heads = 4
-        projector
+        projector init_feat=backbone init_pos=backbone init_img_order=backbone
         train projector; train encoder.layernorm
         decoder.cross_attn.v: lite r=$width
         encoder.self_attn: adapter r=$width heads=$heads granularity=large
         encoder.ffn: adapter r=$width heads=$heads granularity=large
+        encoder.{self_attn,ffn}: init_down=backbone init_up=backbone init_gate=backbone init_gate_down=backbone
+        decoder.cross_attn.v: init_down=backbone init_up=backbone
     """,
     "derived-values": """
         backbone facebook/bart-base
-        projector
+        projector init_feat=backbone init_pos=backbone init_img_order=backbone
         train encoder.layernorm, projector
         encoder.{self_attn,ffn}: adapter reduction=8 heads=4      # r = 768 / 8 = 96; gate_r defaults to r
         encoder.{self_attn,ffn}: granularity=matrix
         decoder.cross_attn.v: lite                                 # r_v defaults to 96
+        encoder.{self_attn,ffn}: init_down=backbone init_up=backbone init_gate=backbone init_gate_down=backbone
+        decoder.cross_attn.v: init_down=backbone init_up=backbone
     """,
     "overridden-then-restored": """
         backbone bart-base
-        projector
+        projector init_feat=backbone init_pos=backbone init_img_order=backbone
         train encoder.layernorm, projector
         *: adapter r=8                      # replaced below everywhere it matters
         decoder: none
         encoder.{self_attn,ffn}: ia3
         encoder.{self_attn,ffn}: adapter r=96 heads=4 granularity=large
         decoder.cross_attn.v: lite
+        encoder.{self_attn,ffn}: init_down=backbone init_up=backbone init_gate=backbone init_gate_down=backbone
+        decoder.cross_attn.v: init_down=backbone init_up=backbone
     """,
     "yaml": """
         backbone: bart-base
         let: {r: 96}
-        projector: {}
+        projector: {init_feat: backbone, init_pos: backbone, init_img_order: backbone}
         train: [projector, encoder.layernorm]
         sites:
           - at: "decoder.cross_attn.v"
@@ -74,6 +84,13 @@ SAME = {
             granularity: middleY
           - at: "encoder.{self_attn,ffn}"
             granularity: large
+            init_down: backbone
+            init_up: backbone
+            init_gate: backbone
+            init_gate_down: backbone
+          - at: decoder.cross_attn.v
+            init_down: backbone
+            init_up: backbone
     """,
 }
 

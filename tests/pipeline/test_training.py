@@ -18,7 +18,7 @@ from vl_models import vl_inputs, vl_model
 STEPS = 10
 #: Eval-mode loss drop required after STEPS steps.  Small on purpose: a random tiny BART starts with
 #: near-uniform logits and its loss falls slowly (4.875 -> 4.862); T5 falls from ~5.4 to ~4.6.
-MIN_DROP = 0.005
+MIN_DROP = 0.003
 
 
 def encoder_norm_params(model) -> set[str]:

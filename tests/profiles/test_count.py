@@ -9,6 +9,7 @@ import pytest
 from torch import nn
 
 from helpers import build_meta
+from vlsurgery.methods.initializers import backbone_init
 from vlsurgery.methods.registry import build_projector, get
 from vlsurgery.planning import count, plan
 from vlsurgery.profiles import preset_config
@@ -106,7 +107,8 @@ def built_count(p) -> tuple[int, int]:
     embedding = nn.Embedding(p.profile.vocab_size, p.profile.d_model)
     added = 0
     for site in p.sites:
-        module = get(site.method).build(site.params, site.dims, shared_params=shared, token_embedding=embedding)
+        module = get(site.method).build(site.params, site.dims, shared_params=shared, token_embedding=embedding,
+                                        backbone_init=backbone_init(p.config))
         own = sum(t.numel() for t in module.parameters())
         in_shared = sum(t.numel() for t in module.parameters() if any(t is s for s in shared.values()))
         assert own - in_shared == site.trainable, site.path
@@ -114,7 +116,8 @@ def built_count(p) -> tuple[int, int]:
     added += sum(t.numel() for t in shared.values())
     projector = 0
     if p.projector is not None:
-        proj = build_projector(p.projector, p.profile.d_model, embedding, norm=p.profile.norm.kind)
+        proj = build_projector(p.projector, p.profile.d_model, embedding, norm=p.profile.norm.kind,
+                               backbone_init=backbone_init(p.config))
         projector = sum(t.numel() for t in proj.parameters())
     base_model = build_meta(p.config, p.profile)
     named = dict(base_model.named_parameters())

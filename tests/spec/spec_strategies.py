@@ -14,7 +14,7 @@ from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segm
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(lambda s: s not in KEYWORDS)
 texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12).filter(str.strip)
 paths = st.one_of(st.sampled_from(["bart-base", "t5-base", "facebook/bart-base", "./models/t5", "a b"]), texts)
-floats = st.floats(allow_nan=False, allow_infinity=False, width=64)
+floats = st.floats(-1e18, 1e18, allow_nan=False, allow_infinity=False, width=64)  # the language's range
 
 LET_VALUES = st.one_of(st.integers(-10**6, 10**6), floats, st.booleans(), texts)
 LET_NAMES = ["r", "h", "rv", "s", "g"]

@@ -28,7 +28,7 @@ design.vls:1:20: error: unknown method 'adaptr'
 design.vls:1:28: error: unknown parameter 'hedas' for method 'adapter'
   | encoder.self_attn: adapter hedas=4
   |                            ^^^^^^^
-  = expected one of: activation, gate_init, gate_r, granularity, heads, init, placement, r, reduction, scale
+  = expected one of: activation, gate_init, gate_pool, gate_r, granularity, heads, init, init_down, init_gate, init_gate_down, init_up, placement, r, reduction, scale
   = did you mean 'heads'?"""),
     ("encoder.ffn adapter\nlet r = 96\n", """\
 design.vls:1:13: error: unexpected name 'adapter'
@@ -154,7 +154,8 @@ def test_errors_are_value_errors():
 
 
 @pytest.mark.parametrize("data, fragment", [
-    (b"\xff\xfeb\x00a\x00", "binary file"),
+    (b"\xff\xfeb\x00a\x00", "not UTF-8 text (byte 0xff)"),  # the first byte that is not UTF-8 text, not the NUL
+    (b"backbone a\x00\xff", "binary file"),
     (b"backbone caf\xe9\n", "not UTF-8 text (byte 0xe9)"),
     ("backbone a\x00", "NUL"),
     ("backbone: a\x07\n", "character YAML does not allow"),
@@ -234,3 +235,81 @@ def test_error_classes():
     with pytest.raises(SpecError) as info:
         parse("encoder.ffn: nope")
     assert not isinstance(info.value, SpecSyntaxError)
+
+
+# ------------------------------------------------------------------------------------------
+# A statement without a method where no method remains means the default method ('adapter'),
+# which cannot go on a stack's input: every order of statements that reaches that is refused,
+# by validation and by resolution, at the statement.
+
+NO_METHOD_LEFT = [
+    ("encoder.input: none\nencoder.input:\n", 2, "the `none` at design.vls:1:1 leaves it empty"),
+    ("encoder.input: prompt length=4\nencoder.input: none\nencoder.input: length=3\n", 3,
+     "the `none` at design.vls:2:1 leaves it empty"),
+    ("encoder.input: prompt\n*.input: none\nencoder.input:\n", 3, "the `none` at design.vls:2:1"),
+    ("encoder.input: prompt\n{encoder}.input: none\n*.input: length=2\n", 3, "the `none` at design.vls:2:1"),
+    ("encoder.input: none\nencoder.input: prompt\nencoder.input: none\nencoder.input: init=normal\n", 4,
+     "the `none` at design.vls:3:1"),
+    ("encoder.input: lora\nencoder.input:\n", 2, "the default method 'adapter' cannot be placed on a stack's input"),
+]
+
+
+@pytest.mark.parametrize("text, line, fragment", NO_METHOD_LEFT, ids=range(len(NO_METHOD_LEFT)))
+def test_no_method_where_none_remains_is_refused(text, line, fragment):
+    with pytest.raises(SpecError) as info:
+        parse(text, "design.vls")
+    problems = [p for p in info.value.problems if "no method given" in p.message]
+    assert [p.span.line for p in problems] == [line] and fragment in problems[0].message
+    assert problems[0].expected == "a method for these sites, e.g. prompt"
+
+
+@pytest.mark.parametrize("text", ["encoder.input: prompt\nencoder.input: length=3\n",
+                                  "encoder.input: none\nencoder.input: prompt\nencoder.input: length=3\n",
+                                  "encoder.ffn: none\nencoder.ffn:\nencoder.self_attn.q: lora\n"
+                                  "encoder.self_attn.q: none\nencoder.self_attn.q: r=4\n",
+                                  "encoder[0:2].ffn: none\nencoder.ffn: r=8\n"])
+def test_no_method_where_the_default_fits_or_a_method_remains_is_fine(text):
+    spec = parse(text + "backbone tiny-t5\n", "ok.vls")
+    from vlsurgery.planning import plan
+    assert plan(spec).sites
+
+
+def test_no_method_after_a_none_in_this_file_is_refused_before_merging(tmp_path):
+    (tmp_path / "base.vls").write_text("backbone tiny-t5\nencoder.input: prompt\n")
+    (tmp_path / "child.vls").write_text('extends "base.vls"\nencoder.input: none\nencoder.input: length=3\n')
+    with pytest.raises(SpecError, match="leaves it empty") as info:
+        parse((tmp_path / "child.vls").read_text(), str(tmp_path / "child.vls"))
+    assert info.value.problems[0].span.line == 3
+    with pytest.raises(SpecError, match="leaves it empty"):
+        load(tmp_path / "child.vls")
+
+
+def test_no_method_over_a_base_that_removed_the_input_is_refused_once_merged(tmp_path):
+    (tmp_path / "base.vls").write_text("backbone tiny-t5\nencoder.input: prompt\nencoder.input: none\n")
+    (tmp_path / "child.vls").write_text('extends "base.vls"\nencoder.input: length=3\n')
+    parse((tmp_path / "child.vls").read_text(), str(tmp_path / "child.vls"))  # alone: the base may set a method
+    with pytest.raises(SpecError, match="leaves it empty") as info:
+        load(tmp_path / "child.vls")
+    problem = next(p for p in info.value.problems if "no method given" in p.message)
+    assert problem.span.source.endswith("child.vls") and problem.span.line == 2
+    (tmp_path / "ok.vls").write_text('extends "base.vls"\nencoder.input: prompt length=3\n')
+    load(tmp_path / "ok.vls")
+
+
+@pytest.mark.parametrize("methods", [("none", None), (None,), ("prompt", "none", None)])
+def test_resolution_refuses_it_too_when_validation_was_skipped(methods):
+    from dataclasses import replace
+
+    from vlsurgery.errors import ResolutionError
+    from vlsurgery.planning.resolve import resolve
+    from vlsurgery.spec import Statement
+
+    base = parse("backbone tiny-t5\nencoder.input: prompt\n", "r.vls")
+    target, span = base.statements[0].target, base.statements[0].span
+    spec = replace(base, statements=tuple(Statement(target, m, span=span) for m in methods))
+    with pytest.raises(ResolutionError) as info:
+        resolve(spec)
+    [problem] = info.value.problems
+    assert problem.message.startswith("no method given, and encoder.input has none here")
+    assert "the default method 'adapter' cannot be placed on an input site (at encoder.input)" in problem.message
+    assert problem.span == span and problem.hint == "name the method, e.g. encoder.input: prompt"

@@ -20,7 +20,7 @@ NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True).filter(lambd
 padded = {
     "NAME": NAME.map(" {} ".format),
     "INT": st.integers(-50, 50).map(" {} ".format),
-    "FLOAT": st.floats(allow_nan=False, allow_infinity=False).map(" {!r} ".format),
+    "FLOAT": st.floats(-1e18, 1e18, allow_nan=False).map(" {!r} ".format),  # the language's range (docs/limits.md)
     "PATH": st.sampled_from(["bart-base", "facebook/bart-base", "./x.vls"]).map(" {} ".format),
     "REF": NAME.map(" ${} ".format),
     "STRING": st.text(max_size=8).map(quote).map(" {} ".format),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from vlsurgery.cli.plan import add_roots_option
 from vlsurgery.errors import SpecError
 from vlsurgery.spec import summarize
 from vlsurgery.spec.loader import load_with_problems
@@ -18,7 +19,8 @@ from vlsurgery.spec.loader import load_with_problems
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("check", help="validate specs and summarise what they say",
                               description=__doc__.split("\n\n")[0].split(": ", 1)[1])
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="a .vls or .yaml spec file")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="a .vls or .yaml spec file, or lib:NAME")
+    add_roots_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems, no summary")
     p.add_argument("-W", "--warnings-as-errors", action="store_true", help="exit 1 when there are warnings")
     p.set_defaults(func=run)
@@ -28,7 +30,7 @@ def run(args) -> int:
     status = 0
     for i, path in enumerate(args.specs):
         try:
-            spec, warnings, texts, chain = load_with_problems(path)
+            spec, warnings, texts, chain = load_with_problems(path, args.roots)
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             status = 1

@@ -1,7 +1,8 @@
 """``vlsurgery compile SPEC``: apply a design to its backbone and show what the compiler did.
 
 Builds the backbone (pretrained weights from a local model directory; random weights for a
-preset), compiles the spec onto it, checks that the compiled model's parameters equal the
+preset, or for any backbone with ``--random-weights``, e.g. a directory that holds only a
+config.json), compiles the spec onto it, checks that the compiled model's parameters equal the
 prediction of ``vlsurgery count``, and prints one line per rewritten layer class.
 ``--show-code`` prints the generated ``forward`` of every rewritten layer class: exactly what the
 spec did to the layer's dataflow.
@@ -20,6 +21,9 @@ def add_parser(subparsers) -> None:
     add_backbone_options(p)
     p.add_argument("--show-code", action="store_true", help="print the generated forward of each rewritten layer class")
     p.add_argument("--seed", type=int, default=0, help="seed for random backbone weights and the added modules")
+    p.add_argument("--random-weights", action="store_true",
+                   help="build the backbone from its config with random weights (seeded), even when it has a "
+                        "checkpoint; needed for a model directory that holds only a config.json")
     p.set_defaults(func=run)
 
 
@@ -32,7 +36,7 @@ def run(args) -> int:
     from vlsurgery.profiles.backbone import load_model
 
     plan, predicted = resolve_for_cli(args)
-    model, pretrained = load_model(plan.backbone, seed=args.seed)
+    model, pretrained = load_model(plan.backbone, seed=args.seed, weights="random" if args.random_weights else "auto")
     compile(plan.spec, model, seed=args.seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -46,7 +50,8 @@ def run(args) -> int:
                           **({"code": {c.class_name: c.source for c in classes}} if args.show_code else {})},
                          indent=2))
     else:
-        weights = "pretrained weights" if pretrained else f"random weights (preset, seed {args.seed})"
+        why = "--random-weights" if args.random_weights else "preset"
+        weights = "pretrained weights" if pretrained else f"random weights ({why}, seed {args.seed})"
         print(f"compiled {args.spec} onto {plan.backbone_name} ({weights})")
         for c in classes:
             print(f"  {c.class_name:<28} {len(c.paths):>3} module(s): {_paths(c.paths)}")

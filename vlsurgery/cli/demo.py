@@ -21,7 +21,8 @@ REGIONS = 4
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="count, compile and train the built-in demo design (offline)",
                               description=__doc__.split("\n\n")[0].split(": ", 1)[1])
-    p.add_argument("--spec", default=None, help="a design for tiny-bart/tiny-t5 (default: specs/examples/demo-t5.vls)")
+    p.add_argument("--spec", default=None, help="a design for tiny-bart/tiny-t5: a file or a library name such as "
+                   "lib:examples/demo.vls (default: lib:examples/demo-t5.vls)")
     p.add_argument("--backbone", default=None, help="override the spec's backbone (a tiny preset is advised)")
     p.add_argument("--steps", type=int, default=150, help="optimizer steps (default 150)")
     p.add_argument("--seed", type=int, default=0)
@@ -57,11 +58,11 @@ def run(args) -> int:
     from vlsurgery.planning import count
     from vlsurgery.profiles.backbone import load_model
     from vlsurgery.cli.report import render_count
-    from vlsurgery.resources import spec_library
+    from vlsurgery.spec.loader import spec_path
 
     torch.set_num_threads(1)  # tiny matrices: threads only add overhead
-    spec_path = args.spec or str(spec_library() / "examples" / "demo-t5.vls")
-    title = args.spec or "specs/examples/demo-t5.vls (shipped with vlsurgery)"
+    spec_path = str(spec_path(args.spec or "lib:examples/demo-t5.vls")[0])
+    title = args.spec or "lib:examples/demo-t5.vls (shipped with vlsurgery)"
     predicted = count(spec_path, args.backbone)
     print(render_count(predicted, title))
     if predicted.plan.projector is None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import sys
 
+from vlsurgery.cli.plan import add_roots_option
+
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
 
@@ -27,6 +29,7 @@ def add_parser(subparsers) -> None:
                               epilog="Exit status: 0 identical, 1 different, 2 trouble.")
     p.add_argument("a", metavar="A", help="the first spec (.vls or .yaml)")
     p.add_argument("b", metavar="B", help="the second spec")
+    add_roots_option(p)
     p.add_argument("-b", "--backbone", metavar="NAME|PATH",
                    help="resolve both specs on this backbone instead of their own")
     out = p.add_mutually_exclusive_group()
@@ -36,10 +39,10 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _load(path):
+def _load(path, roots=()):
     from vlsurgery.spec.loader import load_with_problems
 
-    spec, warnings, texts, _ = load_with_problems(path)
+    spec, warnings, texts, _ = load_with_problems(path, roots)
     for w in warnings:
         print(w.render(texts.get(w.span.source) if w.span else None), file=sys.stderr)
     return spec, {(w.span.source, w.span.line) for w in warnings if w.span}
@@ -50,8 +53,8 @@ def run(args) -> int:
     from vlsurgery.errors import SpecError, VLSurgeryError
 
     try:
-        spec_a, seen_a = _load(args.a)
-        spec_b, seen_b = _load(args.b)
+        spec_a, seen_a = _load(args.a, args.roots)
+        spec_b, seen_b = _load(args.b, args.roots)
         d = diff(spec_a, spec_b, args.backbone)
     except SpecError as e:  # 1 would mean "different": trouble is 2 here
         print(e.render(), file=sys.stderr)

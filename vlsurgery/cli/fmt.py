@@ -10,18 +10,17 @@ unknown method, say) do not stop the formatter: ``check`` reports them.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from vlsurgery.errors import SpecSyntaxError, UsageError
-from vlsurgery.spec.loader import guess_format, read, read_file
-from vlsurgery.spec.printer import dumps_dsl
-from vlsurgery.spec.yaml_form import dumps_yaml
+from vlsurgery.resources import LIB
+from vlsurgery.spec.loader import guess_format, read, read_file, spec_path
+from vlsurgery.spec.printer import dumps_dsl, dumps_yaml
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("fmt", help="print a spec in canonical form, or convert DSL <-> YAML",
                               description=__doc__.split("\n\n")[0].split(": ", 1)[1])
-    p.add_argument("spec", metavar="SPEC", help="a .vls or .yaml spec file")
+    p.add_argument("spec", metavar="SPEC", help="a .vls or .yaml spec file, or lib:NAME from the shipped library")
     p.add_argument("--to", choices=("dsl", "yaml"), help="output form (default: the input's)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if the file is not in canonical form")
@@ -44,7 +43,10 @@ def format_text(data, source: str, to: str | None) -> tuple[str, str, int]:
 
 
 def run(args) -> int:
-    path = Path(args.spec)
+    path, _ = spec_path(args.spec)
+    if args.in_place and args.spec.startswith(LIB):
+        raise UsageError(f"-i cannot rewrite {args.spec}: the shipped library is read-only; "
+                         f"write `vlsurgery fmt {args.spec}` to a file of your own instead")
     data = read_file(path, args.spec)
     out, form, dropped = format_text(data, args.spec, args.to)
     if (args.check or args.in_place) and args.to and args.to != form:

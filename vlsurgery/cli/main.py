@@ -8,20 +8,23 @@ Exit status: 0 success; 1 the spec has errors or cannot be read (a missing file 
 problem of the input, reported like any other spec error); 2 the command line itself is wrong
 (unknown flag, missing argument, contradictory options).  Errors a user can cause never print a
 traceback.  ``diff`` is the exception: like diff(1) it exits 0 identical, 1 different, 2 trouble.
+A reader that goes away (``vlsurgery count --json SPEC | head -1``) ends any command quietly,
+with status 141 (128 + SIGPIPE, what a shell reports for a process killed by a broken pipe).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from vlsurgery.cli import check, compile, count, demo, diff, fmt, plan
+from vlsurgery.cli import check, compile, count, demo, diff, fmt, merge, plan, specs
 from vlsurgery.errors import SpecError, UsageError, VLSurgeryError
 
 #: Sub-command modules, in the order ``vlsurgery --help`` lists them.
-COMMANDS = (check, fmt, plan, count, diff, compile, demo)
+COMMANDS = (check, fmt, plan, count, diff, compile, merge, specs, demo)
 
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_PIPE = 0, 1, 2, 141
 
 
 def version() -> str:
@@ -47,6 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script passes it to sys.exit)."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture): nothing to flush
+        pass
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -14,8 +14,14 @@ import json
 import sys
 
 
+def add_roots_option(p) -> None:
+    p.add_argument("--extends-root", dest="roots", action="append", default=[], metavar="DIR",
+                   help="a further folder whose specs `extends` may name (repeatable; docs/limits.md)")
+
+
 def add_backbone_options(p) -> None:
-    p.add_argument("spec", metavar="SPEC", help="a .vls or .yaml spec file")
+    p.add_argument("spec", metavar="SPEC", help="a .vls or .yaml spec file, or lib:NAME from the shipped library")
+    add_roots_option(p)
     p.add_argument("-b", "--backbone", metavar="NAME|PATH",
                    help="use this backbone instead of the spec's (preset, hub name or local model directory)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
@@ -34,7 +40,7 @@ def resolve_for_cli(args):
     from vlsurgery.planning.resolve import resolve
     from vlsurgery.spec.loader import load_with_problems
 
-    spec, warnings, texts, _ = load_with_problems(args.spec)
+    spec, warnings, texts, _ = load_with_problems(args.spec, args.roots)
     plan = resolve(spec, args.backbone)
     seen = {(w.span.source, w.span.line) for w in warnings if w.span}
     extra = [w for w in plan.warnings if not (w.span and (w.span.source, w.span.line) in seen)]

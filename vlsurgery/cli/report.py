@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlsurgery.render import describe, group_key, layers_text, number, params_dict, table, train_groups
+from vlsurgery.render import describe, group_key, init_parts, layers_text, number, params_dict, table, train_groups
 
 
 # --------------------------------------------------------------------------------------------
@@ -15,14 +15,17 @@ def heading(what: str, plan, title: str | None) -> str:
 
 
 def _projector_text(params) -> str:
-    return " ".join(f"{k}={v}" for k, v in params_dict(params).items())
+    """Its sizes, and the initialisers that are not ``default``."""
+    return " ".join(f"{k}={v}" for k, v in params_dict(params).items()
+                    if not (k.startswith("init_") and v == "default"))
 
 
 def render_plan(plan, count, title: str | None = None) -> str:
-    """Every concrete site, one per line, then train targets, projector and totals."""
+    """Every concrete site, one per line (with how each of its parts starts, ``init``), then train
+    targets, projector and totals."""
     lines = [heading("plan", plan, title), ""]
     if plan.sites:
-        rows = [("site", "method", "module", "X / linear", "H", "d_in->d_out", "params")]
+        rows = [("site", "method", "init", "module", "X / linear", "H", "d_in->d_out", "params")]
         for s in plan.sites:
             if s.kind == "sublayer":
                 at, h = s.x_point, s.h_point
@@ -30,9 +33,10 @@ def render_plan(plan, count, title: str | None = None) -> str:
                 at, h = s.linear, ""
             else:
                 at, h = "(stack input)", ""
-            rows.append((s.path, describe(s.method, s.params), s.layer_module or plan.profile.stack(s.stack).root,
+            rows.append((s.path, describe(s.method, s.params), init_parts(s.params),
+                         s.layer_module or plan.profile.stack(s.stack).root,
                          at, h, f"{s.dims.d_in}->{s.dims.d_out}", number(s.trainable)))
-        lines += table(rows, right={6})
+        lines += table(rows, right={7})
     else:
         lines.append("no sites: the spec places no method")
     if plan.shared:

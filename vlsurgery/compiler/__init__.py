@@ -20,6 +20,10 @@ Architecture (one module per stage; docs/design.md explains the why)::
     prefix.py       encoder/decoder             visual and prompt tokens before the text
     placement.py    module -> dtype, device     one rule for where new modules and inputs go
     transaction.py  all or nothing              snapshot + exact restore on any exception
+    budget.py       bytes before allocating     the plan's counts against the devices' free
+                                                memory; allocation failures -> CompileError
+    design.py       model.vls_design            the canonical spec and its sha256 on every
+                                                compiled model; a second compile is refused
 
 Every cache of the compiler (traces, runtime classes, leaf policies) is registered with
 :mod:`vlsurgery.caches` under a name starting with ``compiler.``; :func:`clear_cache` empties them.
@@ -55,6 +59,7 @@ blocks (``layer.<i>.<child>``), or a predicate.  Every error is a :class:`Compil
 class, pass or site that failed; the model is left as it was.
 """
 
+from vlsurgery.compiler.design import Design, design_of
 from vlsurgery.compiler.install import (
     GeneratedCode,
     format_generated_code,
@@ -81,8 +86,8 @@ from vlsurgery.compiler.trace import LeafPolicy, TracedLayer, cache_info, clear_
 from vlsurgery.compiler.transaction import Snapshot, transaction
 
 __all__ = [
-    "GeneratedCode", "Insertion", "LayerEdit", "LeafPolicy", "Projection", "Snapshot", "TracedLayer",
-    "attach_projection", "cache_info", "clear_cache", "describe_points", "format_generated_code", "generated_code",
+    "Design", "GeneratedCode", "Insertion", "LayerEdit", "LeafPolicy", "Projection", "Snapshot", "TracedLayer",
+    "attach_projection", "cache_info", "clear_cache", "describe_points", "design_of", "format_generated_code", "generated_code",
     "generated_source", "insert_site", "install_graph", "is_rewritten", "leaf_paths", "original_class",
     "padding_mask", "parse_point", "resolve_point", "restore_layer", "rewrite_layer", "rewrite_model",
     "rewrite_projection", "trace_layer", "transaction",

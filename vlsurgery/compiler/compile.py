@@ -8,20 +8,27 @@
    design written for ``bart-base`` compiles onto any BART-family model, and its counts are the
    ones ``vlsurgery count`` predicts.
 2. ``build``: one module per site from the method registry, in the dtype and on the device of
-   the layer it goes into, given the context its entry declares (the token embedding, the
-   model's store of shared tensors, ``model.vls_shared``); whether a site gets the padding mask
-   is the entry's ``needs_mask``.  The compiler never names a method: what a method needs is
+   the layer it goes into, given the context its entry declares for the site
+   (``entry.context_for(hp)``: the token embedding, the model's store of shared tensors,
+   ``model.vls_shared``, and ``backbone_init``, the backbone's own initialiser read from the
+   model's config by :func:`vlsurgery.methods.initializers.backbone_init`: ``init_std`` on BART,
+   ``initializer_factor / sqrt(fan_in)`` on T5, for ``init_<part>=backbone``); whether a site gets
+   the padding mask is the entry's ``needs_mask``.  The compiler never names a method: what a method needs is
    declared in :mod:`vlsurgery.methods.registry`.
 3. ``rewrite``: every layer with sublayer sites is traced (once per class) and its graph gets the
    site modules at their X/H points; projection sites rewrite their nn.Linear.
 4. ``prefix``: the visual projector's tokens and those of the encoder's input sites (prompts)
-   are prepended at the encoder input.
+   are prepended at the encoder input; a design without a projector makes the encoder refuse
+   visual inputs instead.
 5. ``freeze``: every base parameter is frozen except those the spec's ``train`` names; the
    parameters of an added module train as its entry's ``trains`` says (all of them, for every
    method today); the projector's only when ``train projector`` says so.  Added modules are
    recognised by identity (the objects built here), never by their parameter names.
 
-All of it runs inside one transaction: on any error the model is exactly as it was.
+All of it runs inside one transaction: on any error the model is exactly as it was.  Before it,
+the plan's counts are checked against the free memory of the model's devices
+(:mod:`~vlsurgery.compiler.budget`); after it, the model is marked with its design
+(``model.vls_design``, :mod:`~vlsurgery.compiler.design`), so a second compile is refused.
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ import torch
 from torch import nn
 
 from vlsurgery import caches
-from vlsurgery.compiler.install import is_rewritten
+from vlsurgery.compiler.budget import allocation_guard, check_memory
+from vlsurgery.compiler.design import mark, refuse_compiled
 from vlsurgery.compiler.placement import dtype_device
 from vlsurgery.compiler.prefix import PrefixTokens, install_prefix
 from vlsurgery.compiler.rewrite import Insertion, LayerEdit, Projection, rewrite_model
 from vlsurgery.compiler.trace import LeafPolicy
 from vlsurgery.compiler.transaction import transaction
 from vlsurgery.errors import CompileError, UsageError
+from vlsurgery.methods.initializers import backbone_init
 from vlsurgery.methods.registry import build_projector, get
 from vlsurgery.profiles.profile import leaf_regex
 
@@ -72,16 +81,17 @@ def compile(spec, model: nn.Module, *, seed: int | None = None) -> nn.Module:
 
     ``spec``: a Spec, a path or spec text.  ``seed``: if given, the added modules are initialised
     from it (the global RNG is left as it was).  Raises SpecError/ResolutionError when the spec does
-    not fit the model, CompileError when a layer cannot be rewritten; the model is then unchanged.
+    not fit the model, CompileError when a layer cannot be rewritten, when the added modules cannot
+    fit the free memory of the model's devices, or when the model was compiled before; the model is
+    then unchanged.  A compiled model carries its design as ``model.vls_design``.
     """
     from vlsurgery.planning import plan as make_plan
 
     if not isinstance(model, nn.Module):
         raise UsageError(f"compile() takes a model (nn.Module), got {type(model).__name__}")
-    if any(is_rewritten(m) for m in model.modules()):
-        raise CompileError(f"this {type(model).__name__} has already been compiled by vlsurgery: "
-                           "compile a fresh model (re-apply the spec, then load a state dict)")
+    refuse_compiled(model)
     plan = make_plan(spec, model)
+    check_memory(plan, model)
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     with rng, transaction(model):
         if seed is not None:
@@ -90,9 +100,11 @@ def compile(spec, model: nn.Module, *, seed: int | None = None) -> nn.Module:
         store = _shared_store(model, plan)
         # What a method may declare it needs; looked up only when one does (a backbone without
         # visual or prompt tokens need not have get_input_embeddings).
-        offered = {"token_embedding": lambda: model.get_input_embeddings(), "shared_params": lambda: store}
+        offered = {"token_embedding": lambda: model.get_input_embeddings(), "shared_params": lambda: store,
+                   "backbone_init": lambda: backbone_init(getattr(model, "config", None))}
         added = _rewrite(model, plan, offered) + _prefix(model, plan, offered)
         _freeze(model, plan, base, added)
+        mark(model, plan.spec)
     return model
 
 
@@ -106,10 +118,11 @@ def _shared_store(model: nn.Module, plan) -> nn.ParameterDict | None:
 
 def _build(entry, site, into: nn.Module, offered: dict[str, Callable]) -> nn.Module:
     """The module of ``site``, in the dtype and on the device of ``into``, given the context its
-    method declares (``entry.context``) from what the compiler ``offered``."""
+    method declares for it (``entry.context_for``) from what the compiler ``offered``."""
     dtype, device = dtype_device(into)
-    context = {key: offered[key]() for key in entry.context}
-    return entry.build(site.params, site.dims, dtype=dtype, device=device, **context)
+    context = {key: offered[key]() for key in entry.context_for(site.params)}
+    with allocation_guard(f"the module of site {site.path} ({site.method})", site.trainable):
+        return entry.build(site.params, site.dims, dtype=dtype, device=device, **context)
 
 
 def _rewrite(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]:
@@ -151,13 +164,21 @@ def _prefix(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]
     projector = None
     if plan.projector is not None:
         embedding = model.get_input_embeddings()
-        projector = build_projector(plan.projector, plan.profile.d_model, embedding, norm=plan.profile.norm.kind)
-        dtype, device = dtype_device(embedding)
-        projector.to(device=device, dtype=dtype)
+        with allocation_guard("the visual projector"):
+            projector = build_projector(plan.projector, plan.profile.d_model, embedding, norm=plan.profile.norm.kind,
+                                        backbone_init=offered["backbone_init"]())
+            dtype, device = dtype_device(embedding)
+            projector.to(device=device, dtype=dtype)
         added.append((projector, lambda name: plan.train_projector))
-    if projector is not None or tokens is not None:
+    # Installed for every encoder-decoder model: without a projector its stacks then refuse visual
+    # inputs instead of letting the model's **kwargs swallow them.
+    if projector is not None or tokens is not None or _has_stacks(model):
         install_prefix(model, PrefixTokens(projector, tokens))
     return added
+
+
+def _has_stacks(model: nn.Module) -> bool:
+    return all(callable(getattr(model, name, None)) for name in ("get_encoder", "get_decoder"))
 
 
 def _freeze(model: nn.Module, plan, base: set[str], added: list[Added]) -> None:

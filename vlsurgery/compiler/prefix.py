@@ -19,6 +19,11 @@ generation loop passes the visual keywords to the encoder (they are in its signa
 search expands them with the other inputs.  Without visual inputs the encoder sees only the
 prompt tokens (if any) and the text.
 
+The pass runs for every design.  Without a projector, both stacks refuse visual keywords with a
+:class:`~vlsurgery.errors.UsageError` (the outer model's ``**kwargs`` would otherwise swallow them
+silently); without a projector and a prompt, the encoder otherwise runs its original forward
+unchanged.
+
 BART adds learned absolute positions to every input token, so prefix tokens take the first
 positions and the text follows them; T5's relative position bias has no such effect.
 """
@@ -48,13 +53,28 @@ class PrefixTokens(nn.Module):
         self.projector = projector
         self.prompt = prompt
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to prepend, ever: the encoder then runs exactly as before."""
+        return self.projector is None and self.prompt is None
+
+    def check_visual(self, **visual) -> None:
+        """Refuse visual inputs this design cannot use (no projector), or an incomplete set."""
+        given = [key for key in VISUAL_KWARGS if visual.get(key) is not None]
+        if not given:
+            return
+        if self.projector is None:
+            raise UsageError(f"{', '.join(given)} given, but this model's design has no visual projector, so "
+                             "visual inputs would be ignored: add `projector` (and `train projector`) to the "
+                             "spec and compile a fresh model, or call the model without visual inputs")
+        if visual.get("vis_feats") is None or visual.get("vis_boxes") is None:
+            raise UsageError(f"visual inputs need both vis_feats (B, R, feat_dim) and vis_boxes (B, R, 4); "
+                             f"got only {', '.join(given)}")
+
     def forward(self, batch_size: int, vis_feats=None, vis_boxes=None, vis_image_ids=None):
+        self.check_visual(vis_feats=vis_feats, vis_boxes=vis_boxes, vis_image_ids=vis_image_ids)
         parts = []
         if vis_feats is not None:
-            if self.projector is None:
-                raise UsageError("vis_feats were given, but the spec declares no `projector`")
-            if vis_boxes is None:
-                raise UsageError("vis_feats were given without vis_boxes (B, R, 4)")
             parts.append(self.projector(vis_feats, vis_boxes, vis_image_ids))
         if self.prompt is not None:
             parts.append(self.prompt(batch_size))
@@ -66,6 +86,10 @@ class PrefixTokens(nn.Module):
 def _encoder_forward(
         self, input_ids=None, attention_mask=None, inputs_embeds=None,
         vis_feats=None, vis_boxes=None, vis_image_ids=None, **kwargs):
+    if self.vls_prefix.empty:  # no projector, no prompt: refuse visual inputs, change nothing else
+        self.vls_prefix.check_visual(vis_feats=vis_feats, vis_boxes=vis_boxes, vis_image_ids=vis_image_ids)
+        return super(type(self), self).forward(input_ids=input_ids, attention_mask=attention_mask,
+                                               inputs_embeds=inputs_embeds, **kwargs)
     if inputs_embeds is None and input_ids is not None:
         inputs_embeds = self.embed_tokens(input_ids)
     if inputs_embeds is not None:
@@ -80,8 +104,9 @@ def _encoder_forward(
 
 
 def _decoder_forward(self, *args, encoder_hidden_states=None, encoder_attention_mask=None, **kwargs):
-    for key in VISUAL_KWARGS:
-        kwargs.pop(key, None)
+    visual = {key: kwargs.pop(key, None) for key in VISUAL_KWARGS}
+    if self.vls_refuses_visual:  # the encoder has no projector: visual inputs would be lost
+        PrefixTokens().check_visual(**visual)
     if encoder_attention_mask is not None and encoder_hidden_states is not None:
         missing = encoder_hidden_states.shape[1] - encoder_attention_mask.shape[-1]
         if missing > 0 and encoder_attention_mask.dim() == 2:
@@ -104,5 +129,6 @@ def install_prefix(model: nn.Module, prefix: PrefixTokens) -> None:
     if is_rewritten(encoder):
         raise UsageError("the encoder already carries prefix tokens")
     encoder.add_module("vls_prefix", prefix)
+    decoder.vls_refuses_visual = prefix.projector is None
     swap_class(encoder, _stack_class(type(encoder), _encoder_forward))
     swap_class(decoder, _stack_class(type(decoder), _decoder_forward))

@@ -148,7 +148,8 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | 
     except CompileError:
         raise
     except Exception as exc:
-        raise CompileError(f"cannot trace {cls.__qualname__} ({cls.__module__}): {_reason(exc)}") from exc
+        raise CompileError(f"cannot trace {cls.__qualname__} ({cls.__module__}): {_reason(exc)}"
+                           f"{_dtype_hint(dtype)}") from exc
     traced = TracedLayer(cls, policy, dtype, graph, sig, kwargs_name, src, key,
                          trace_seconds=time.perf_counter() - started)
 
@@ -158,6 +159,15 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | 
     traced.validate_seconds = time.perf_counter() - started
     _TRACES[key] = traced
     return traced
+
+
+def _dtype_hint(dtype) -> str:
+    """Advice when a layer fails to trace in float16: some families branch on the values there
+    (BART clamps fp16 activations after testing ``isfinite(...).all()``), a test no trace can fold."""
+    if dtype != torch.float16:
+        return ""
+    return ("; the layer is in float16, where it branches on its values: compile and train in bfloat16 or "
+            "float32 instead (model.to(torch.bfloat16) or model.float()), then use autocast for fp16 if needed")
 
 
 def _reason(exc: BaseException) -> str:

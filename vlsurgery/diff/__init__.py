@@ -4,7 +4,7 @@
     >>> d.identical, d.trainable_delta
     (False, 1761396)
     >>> print(d.site_changes[0].where, "|", d.site_changes[0].summary)
-    encoder[0:6].{self_attn,ffn} | gate: scalar -> matrix(r=96)
+    encoder[0:6].{self_attn,ffn} | init_gate_down: default -> backbone; gate: scalar(pool=all) -> matrix(r=96)
 
 Both designs are resolved (each on its own backbone, or both on ``backbone=``) and compared on
 their plans: sites added, removed and changed (field by field: ``heads: 1 -> 4``, the gate fields

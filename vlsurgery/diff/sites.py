@@ -18,11 +18,13 @@ from vlsurgery.diff.model import FieldChange, SiteChange
 from vlsurgery.render import describe, group_key, layers_text
 
 _GATE_TEXT = re.compile(r"\bgate=(\w+(?:\([^)]*\))?)")
-_GATE_FIELDS = ("granularity", "gate_r", "gate_init")
+#: Fields that ``describe`` folds into the gate: a change of any of them is one ``gate`` change.  The
+#: gate's initialisers (``init_gate``, ``init_gate_down``) are compared as fields of their own.
+_GATE_FIELDS = ("granularity", "gate_r", "gate_pool")
 
 
 def _gate(method: str, params) -> str:
-    """The gate as ``describe`` folds it (``matrix(r=96, init=zero)``), or ``none``."""
+    """The gate as ``describe`` folds it (``matrix(r=96)``, ``scalar(pool=all)``), or ``none``."""
     m = _GATE_TEXT.search(describe(method, params))
     return m.group(1) if m else "none"
 
@@ -48,8 +50,11 @@ def field_changes(x, y) -> tuple[FieldChange, ...]:
         return (FieldChange("method", x.method, y.method),)
     out = []
     names = [f.name for f in dataclasses.fields(x.params)] if dataclasses.is_dataclass(x.params) else []
-    # in describe()'s order: the method's own fields, then the gate (its fields folded), then scale
-    names = [n for n in names if n not in _GATE_FIELDS + ("scale",)] + [n for n in names if n == "scale"]
+    # in describe()'s order: the method's own fields, then how its parts start (the modification's,
+    # then the gate's), then the gate (its fields folded), then scale
+    own = [n for n in names if n not in _GATE_FIELDS + ("scale",)]
+    inits = sorted((n for n in own if n.startswith("init_")), key=lambda n: n.startswith("init_gate"))
+    names = [n for n in own if n not in inits] + inits + [n for n in names if n == "scale"]
     for name in names:
         if name == "scale" and "granularity" in _fields_of(x.params):
             if _gate(x.method, x.params) != _gate(y.method, y.params):

@@ -9,6 +9,9 @@ Architecture
                 ``context`` (token embedding, shared store), ``needs_mask(hp)``, ``trains(name)``.
                 The planner uses the first three; the compiler calls ``build`` with what the entry
                 declares, and never names a method.
+``finalize``    each method's ``finalize``: site-derived values, older init spellings folded, problems.
+``initializers`` the ``init_<part>`` initialisers (default, zero, backbone, normal(s), uniform(a)) and
+                :class:`~vlsurgery.methods.initializers.BackboneInit`, read from a model's config.
 ``vlpet``       :class:`VLPET`, the site module of every gateable method: H' = s * G (.) (H + dH).
 ``bottleneck``  dH = Up(act(Down(.))), sequential (reads H) or parallel (reads X), multi-head Down.
 ``gates``       G at the granularities none / scalar / token / vector / matrix.
@@ -62,7 +65,7 @@ _LAZY = {
     "MatrixGate": "gates", "ScalarGate": "gates", "TokenGate": "gates", "VectorGate": "gates", "make_gate": "gates",
     "IA3": "ia3", "LoRA": "lora", "merge_lora": "lora", "unmerge_lora": "lora", "RMSNorm": "projector",
     "VisualProjector": "projector", "projector_count": "counts", "Prompt": "prompt", "VLPET": "vlpet",
-    "NoOp": "vlpet",
+    "NoOp": "vlpet", "BackboneInit": "initializers", "backbone_init": "initializers",
 }
 
 
@@ -73,8 +76,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Bottleneck", "IA3", "LoRA", "MatrixGate", "MethodEntry", "NoOp", "PHMBottleneck", "PHMLinear", "Prompt",
-    "REGISTRY", "RMSNorm", "ScalarGate", "SiteDims", "TokenGate", "UnknownMethodError", "VLPET", "VectorGate",
-    "VisualProjector", "build_projector", "count_projector", "get", "make_gate", "merge_lora", "phm_rule_key",
-    "projector_count", "unmerge_lora",
+    "BackboneInit", "Bottleneck", "IA3", "LoRA", "MatrixGate", "MethodEntry", "NoOp", "PHMBottleneck", "PHMLinear",
+    "Prompt", "REGISTRY", "RMSNorm", "ScalarGate", "SiteDims", "TokenGate", "UnknownMethodError", "VLPET",
+    "VectorGate", "VisualProjector", "backbone_init", "build_projector", "count_projector", "get", "make_gate",
+    "merge_lora", "phm_rule_key", "projector_count", "unmerge_lora",
 ]

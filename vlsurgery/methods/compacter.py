@@ -17,7 +17,8 @@ Parameters per PHM layer, rule excluded: ``n * (d_out/n) * (d_in/n) + d_out`` (f
 ``k (d_in + d_out) + d_out`` (factorised); a Compacter site has Down (d_src -> r) and Up (r -> d_out).
 
 Initialisation, as the Compacter defaults: A ~ N(0, 0.01^2); each B_i (or each s_i and t_i)
-Glorot-uniform; biases 0; with ``init="zero"`` Up's B_i (or s_i) are 0, so dH starts at 0.
+Glorot-uniform; biases 0.  ``init_down`` / ``init_up`` take ``default`` or ``zero``: zero makes the
+layer's B_i (or only s_i, so that t_i still learns) 0, so ``init_up=zero`` starts dH at 0.
 Identity (:meth:`PHMBottleneck.make_identity_`): Up's B_i (or s_i) and bias zeroed: dH == 0 exactly.
 """
 
@@ -119,14 +120,17 @@ class PHMBottleneck(nn.Module):
 
     def __init__(self, d_src: int, r: int, d_out: int, *, n: int = 4, phm_rank: int = 1,
                  rule: nn.Parameter | None = None, activation: str = "gelu_new", placement: str = "sequential",
-                 init: str = "default"):
+                 init_down: str = "default", init_up: str = "default"):
         super().__init__()
         if placement not in ("sequential", "parallel"):
             raise UsageError(f"placement must be sequential or parallel, not {placement!r}")
+        for key, value in (("init_down", init_down), ("init_up", init_up)):
+            if value not in ("default", "zero"):
+                raise UsageError(f"{key}={value}: a PHM layer takes default or zero")
         self.placement = placement
-        self.down = PHMLinear(d_src, r, n, phm_rank=phm_rank, rule=rule)
+        self.down = PHMLinear(d_src, r, n, phm_rank=phm_rank, rule=rule, zero=(init_down == "zero"))
         self.act = make_activation(activation)
-        self.up = PHMLinear(r, d_out, n, phm_rank=phm_rank, rule=rule, zero=(init == "zero"))
+        self.up = PHMLinear(r, d_out, n, phm_rank=phm_rank, rule=rule, zero=(init_up == "zero"))
 
     @torch.no_grad()
     def make_identity_(self) -> "PHMBottleneck":

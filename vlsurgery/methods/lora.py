@@ -4,8 +4,10 @@ Maths, for a projection h = W x + b (W: (d_out, d_in))::
 
     dH = (alpha / r) * B A dropout(x)        A: (r, d_in), B: (d_out, r)       r (d_in + d_out) parameters
 
-Initialisation: ``default``: A as ``nn.Linear(d_in, r).weight`` (kaiming-uniform, a=sqrt(5)), B = 0;
-``gaussian``: A ~ N(0, 1/r^2), B = 0.  Either way dH starts at exactly 0 (B is zero).
+Initialisation (``init_A``, ``init_B``: the initialisers of :mod:`vlsurgery.methods.initializers`;
+the backbone's fan-in rule reads d_in for A, r for B): ``default`` A is ``nn.Linear(d_in, r).weight``
+(kaiming-uniform, a=sqrt(5)), ``default`` B is 0, so dH starts at exactly 0.  The older
+``init=gaussian`` is ``init_A=normal(1/r)``.
 Identity (:meth:`LoRA.make_identity_`): B = 0.
 
 Merging: :func:`merge_lora` adds (alpha/r) B A to the base Linear's weight in place and marks the
@@ -23,17 +25,17 @@ import torch
 from torch import nn
 
 from vlsurgery.errors import UsageError
+from vlsurgery.methods.initializers import BackboneInit, init_tensor_
 
 
 class LoRA(nn.Module):
     """dH = (alpha / r) * B A dropout(x); reads X whatever the placement."""
 
     def __init__(self, d_in: int, d_out: int, r: int, *, alpha: float = 8.0, dropout: float = 0.0,
-                 init: str = "default"):
+                 init_A: str = "default", init_B: str = "default", backbone: BackboneInit | None = None):
         super().__init__()
-        if init not in ("default", "gaussian"):
-            raise UsageError(f"LoRA init must be default or gaussian, not {init!r}")
-        self.r, self.alpha, self.init = r, float(alpha), init
+        self.r, self.alpha = r, float(alpha)
+        self.init_A, self.init_B, self.backbone = init_A, init_B, backbone
         self.scaling = self.alpha / r
         self.A = nn.Parameter(torch.empty(r, d_in))
         self.B = nn.Parameter(torch.empty(d_out, r))
@@ -43,11 +45,9 @@ class LoRA(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self):
-        if self.init == "gaussian":
-            nn.init.normal_(self.A, std=1.0 / self.r)
-        else:
-            nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
-        self.B.zero_()
+        init_tensor_(self.A, None, self.init_A, lambda: nn.init.kaiming_uniform_(self.A, a=math.sqrt(5)),
+                     backbone=self.backbone, what="init_A")
+        init_tensor_(self.B, None, self.init_B, self.B.zero_, backbone=self.backbone, what="init_B")
 
     @torch.no_grad()
     def make_identity_(self) -> "LoRA":
@@ -64,7 +64,7 @@ class LoRA(nn.Module):
         return (self.dropout(x) @ self.A.t() @ self.B.t()) * self.scaling
 
     def extra_repr(self) -> str:
-        return f"r={self.r}, alpha={self.alpha}, init={self.init}, merged={self.merged}"
+        return f"r={self.r}, alpha={self.alpha}, init_A={self.init_A}, init_B={self.init_B}, merged={self.merged}"
 
 
 def _lora_of(module: nn.Module) -> LoRA:

@@ -5,9 +5,14 @@ doc), from which :func:`schema` derives the :class:`ParamSpec` table that valida
 summary, error messages ("expected one of ...") and the README are built from.  A method's
 cross-field rules (``heads`` must divide ``r``) live in its ``problems()`` method.
 
-Gate fields (``granularity``, ``gate_r``, ``gate_init``, ``scale``) come from :class:`GateParams`,
-which every gateable method inherits: "where", "what modification" and "which gate" are
-independent choices, as in Table 9 of the VL-PET paper.
+Gate fields (``granularity``, ``gate_r``, ``gate_pool``, ``init_gate``, ``init_gate_down``,
+``scale``) come from :class:`GateParams`, which every gateable method inherits: "where", "what
+modification" and "which gate" are independent choices, as in Table 9 of the VL-PET paper.
+
+How each part of a module starts is one key per part, ``init_<part>`` of kind ``init``
+(``init_down``, ``init_up``, ``init_gate``, ``init_A``, ``init_feat``, ...; :func:`init_keys`).  The
+older keys ``init`` (adapter, lite, compacter: Up; LoRA: ``gaussian``) and ``gate_init`` are still
+read; :mod:`vlsurgery.methods.finalize` folds them onto the per-part keys.
 """
 
 from __future__ import annotations
@@ -147,6 +152,28 @@ def schema(params_cls) -> dict[str, ParamSpec]:
 # The gate and the shared bottleneck fields
 
 
+#: The ways the scalar (small) gate averages over the sequence (docs/paper.md §7): ``tokens``, the
+#: real tokens only (padding-independent: an example's gate does not depend on its batch), or
+#: ``all``, every position, padding included, as the reference implementation does.
+GATE_POOLS = ("tokens", "all")
+
+#: Gate fields that belong to one gate choice: a merge that sets ``granularity`` should reset them.
+GATE_DETAILS = ("gate_r", "gate_init", "gate_pool", "init_gate", "init_gate_down")
+
+
+def _init(doc: str):
+    return hp("default", doc, kind="init")
+
+
+def _legacy_problems(p, old: str, new: str, value_of=None) -> list[tuple[str, str]]:
+    """The older spelling ``old`` (e.g. ``init=zero``) next to a different ``new`` (``init_up``)."""
+    written = getattr(p, old)
+    if written == "default" or getattr(p, new) in ("default", (value_of or (lambda v: v))(written)):
+        return []
+    return [(old, f"{old}={written} is the older spelling of {new}={(value_of or (lambda v: v))(written)}, "
+                  f"but {new}={getattr(p, new)} is given too: keep only {new}")]
+
+
 @dataclass(frozen=True)
 class GateParams:
     """The granularity-controlled gate: H' = scale * G (.) (H + dH)."""
@@ -155,8 +182,13 @@ class GateParams:
                           kind="str", choices=GRANULARITIES, aliases=GRANULARITY_ALIASES)
     gate_r: int | None = hp(None, "rank of the matrix gate's low-rank generator (default: the method's r)",
                             kind="int?", min=1)
-    gate_init: str = hp("default", "initialisation of the matrix gate's up-projection: default or zero (G starts at 0.5)",
-                        kind="str", choices=("default", "zero"))
+    gate_init: str = hp("default", "older spelling of init_gate=zero on the matrix gate", kind="str",
+                        choices=("default", "zero"))
+    gate_pool: str = hp("tokens", "the scalar gate's mean: tokens (real tokens only) or all (every position, "
+                                  "padding included, as the reference)", kind="str", choices=GATE_POOLS)
+    init_gate: str = _init("the part that sets G's start: the scalar/token gate's Linear, the vector gate's z, "
+                           "the matrix gate's Up (zero: G starts at 0.5, or 1 for the vector gate)")
+    init_gate_down: str = _init("the matrix gate's Down")
     scale: float = hp(1.0, "constant scaling factor s", kind="float")
 
     def problems(self) -> list[tuple[str, str]]:
@@ -165,14 +197,36 @@ class GateParams:
             out.append(("gate_r", f"gate_r only applies to granularity=matrix, not {self.granularity}"))
         if self.granularity != "matrix" and self.gate_init != "default":
             out.append(("gate_init", f"gate_init only applies to granularity=matrix, not {self.granularity}"))
+        if self.granularity != "matrix" and self.init_gate_down != "default":
+            out.append(("init_gate_down", f"init_gate_down is the matrix gate's Down; granularity={self.granularity} "
+                                          "has none"))
+        if self.granularity != "scalar" and self.gate_pool != "tokens":
+            out.append(("gate_pool", f"gate_pool only applies to granularity=scalar (small), the gate that "
+                                     f"averages over the sequence, not {self.granularity}"))
+        if self.granularity == "none" and self.init_gate != "default":
+            out.append(("init_gate", "init_gate initialises the gate, but granularity=none builds no gate"))
+        out += _legacy_problems(self, "gate_init", "init_gate")
+        if self.granularity == "matrix" and self.init_gate == "zero" and self.init_gate_down == "zero":
+            out.append(("init_gate_down", _DEAD.format(down="init_gate_down", up="init_gate")))
         return out
+
+
+#: Both halves of a product starting at zero: neither ever receives a gradient.
+_DEAD = ("{down}=zero and {up}=zero: with both factors at zero neither ever gets a gradient, so the "
+         "module never learns; zero only {up} (the usual choice: the module starts as a no-op)")
 
 
 def _bottleneck_problems(p) -> list[tuple[str, str]]:
     out = []
-    if p.r is not None and p.r % p.heads:
+    if getattr(p, "heads", 1) > 1 and p.r is not None and p.r % p.heads:
         out.append(("heads", f"heads={p.heads} must divide r={p.r} (each head is a d -> r/heads projection)"))
+    out += _legacy_problems(p, "init", "init_up")
+    if p.init_down == "zero" and p.init_up == "zero":
+        out.append(("init_down", _DEAD.format(down="init_down", up="init_up")))
     return out
+
+
+_LEGACY_UP = "older spelling of init_up: default or zero"
 
 
 @dataclass(frozen=True)
@@ -185,8 +239,9 @@ class AdapterParams(GateParams):
     activation: str = hp("gelu_new", "activation between Down and Up", kind="str", choices=ACTIVATIONS)
     placement: str = hp("sequential", "sequential (dH reads H) or parallel (dH reads X)", kind="str",
                         choices=("sequential", "parallel"))
-    init: str = hp("default", "initialisation of Up: default (like nn.Linear) or zero (dH starts at 0)",
-                   kind="str", choices=("default", "zero"))
+    init: str = hp("default", _LEGACY_UP, kind="str", choices=("default", "zero"))
+    init_down: str = _init("Down (every head)")
+    init_up: str = _init("Up (zero: dH starts at 0)")
 
     def problems(self):
         return super().problems() + _bottleneck_problems(self)
@@ -198,10 +253,12 @@ class LiteParams:
 
     r: int = hp(96, "bottleneck width r_v", kind="int", min=1)
     activation: str = hp("gelu_new", "activation between Down and Up", kind="str", choices=ACTIVATIONS)
-    init: str = hp("default", "initialisation of Up: default or zero", kind="str", choices=("default", "zero"))
+    init: str = hp("default", _LEGACY_UP, kind="str", choices=("default", "zero"))
+    init_down: str = _init("Down")
+    init_up: str = _init("Up (zero: the adapter starts adding 0)")
 
     def problems(self):
-        return []
+        return _bottleneck_problems(self)
 
 
 @dataclass(frozen=True)
@@ -216,10 +273,16 @@ class CompacterParams(GateParams):
     activation: str = hp("gelu_new", "activation between Down and Up", kind="str", choices=ACTIVATIONS)
     placement: str = hp("sequential", "sequential (dH reads H) or parallel (dH reads X)", kind="str",
                         choices=("sequential", "parallel"))
-    init: str = hp("default", "initialisation of Up: default or zero", kind="str", choices=("default", "zero"))
+    init: str = hp("default", _LEGACY_UP, kind="str", choices=("default", "zero"))
+    init_down: str = _init("Down's PHM factors: default (Glorot-uniform) or zero")
+    init_up: str = _init("Up's PHM factors: default (Glorot-uniform) or zero (dH starts at 0)")
 
     def problems(self):
-        out = super().problems()
+        out = super().problems() + _bottleneck_problems(self)
+        for key in ("init_down", "init_up"):
+            if getattr(self, key) not in ("default", "zero"):
+                out.append((key, f"{key}={getattr(self, key)}: a PHM layer's weight is a sum of Kronecker "
+                                 "products, not a matrix to sample; compacter takes default or zero"))
         if self.r is not None and self.r % self.n:
             out.append(("n", f"n={self.n} must divide r={self.r}"))
         return out
@@ -232,8 +295,16 @@ class LoRAParams(GateParams):
     r: int = hp(8, "rank of the update", kind="int", min=1)
     alpha: float = hp(8.0, "scaling numerator: the update is multiplied by alpha / r", kind="float")
     dropout: float = hp(0.0, "dropout on the LoRA input", kind="float", min=0.0, max=1.0)
-    init: str = hp("default", "default (A kaiming-uniform, B zero: identity at start) or gaussian", kind="str",
+    init: str = hp("default", "older spelling: gaussian is init_A=normal(1/r)", kind="str",
                    choices=("default", "gaussian"))
+    init_A: str = _init("A (default: kaiming-uniform, as nn.Linear's weight)")
+    init_B: str = _init("B (default: zero, so dH starts at 0)")
+
+    def problems(self):
+        out = super().problems() + _legacy_problems(self, "init", "init_A", lambda v: call_text("normal", 1 / self.r))
+        if self.init_A == "zero" and self.init_B in ("zero", "default"):
+            out.append(("init_A", _DEAD.format(down="init_A", up="init_B")))
+        return out
 
 
 @dataclass(frozen=True)
@@ -270,6 +341,9 @@ class ProjectorParams:
     feat_dim: int = hp(2048, "size of one region feature vector (CLIP RN101 grid: 2048)", kind="int", min=1)
     pos_dim: int = hp(5, "size of one region's box input: x1, x2, y1, y2 and the area", kind="int", min=1)
     images: int = hp(2, "rows of the image-order embedding (NLVR2 pairs two images)", kind="int", min=1)
+    init_feat: str = _init("the feature Linear (feat_dim -> d)")
+    init_pos: str = _init("the box Linear (pos_dim -> d)")
+    init_img_order: str = _init("the image-order embedding (default: N(0, 1), as nn.Embedding)")
 
     def problems(self):
         return []
@@ -281,6 +355,16 @@ class NoneParams:
 
     def problems(self):
         return []
+
+
+def init_keys(params_cls) -> tuple[str, ...]:
+    """The ``init_<part>`` keys of a hyperparameter class (its fields of kind ``init``)."""
+    return tuple(f.name for f in dataclasses.fields(params_cls) if f.metadata["kind"] == "init")
+
+
+def uses_backbone_init(params) -> bool:
+    """Whether some part of ``params`` starts from the backbone's initialiser (``init_*=backbone``)."""
+    return params is not None and any(getattr(params, key) == "backbone" for key in init_keys(type(params)))
 
 
 #: Method name -> (hyperparameter class, site kinds it may be placed on).

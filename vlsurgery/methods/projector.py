@@ -16,8 +16,11 @@ model does.  The Norm is a constructor argument: ``"layernorm"`` (nn.LayerNorm, 
 ``"rmsnorm"`` (:class:`RMSNorm`, weight only, T5) or any factory ``d -> nn.Module``.
 
 Parameters: ``feat_dim*d + d + pos_dim*d + d + images*d + 2 * norm(d)`` with norm(d) = 2d
-(LayerNorm), d (RMSNorm); see :func:`projector_count`.  Initialisation: PyTorch defaults
-(Linear, norms at 1/0, img_order ~ N(0, 1)).  There is no identity (it creates tokens).
+(LayerNorm), d (RMSNorm); see :func:`projector_count`.  Initialisation: ``init_feat``,
+``init_pos`` and ``init_img_order`` (the initialisers of :mod:`vlsurgery.methods.initializers`;
+``default``: PyTorch's, so img_order ~ N(0, 1); ``backbone`` on BART: N(0, init_std^2), biases 0,
+as the reference, which builds the projector inside the model); norms start at 1 (and 0).  There
+is no identity (it creates tokens).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch import nn
 from vlsurgery.errors import UsageError
 from vlsurgery.methods.params import ProjectorParams
 from vlsurgery.methods.counts import norm_count, projector_count  # noqa: F401 (re-exported)
+from vlsurgery.methods.initializers import BackboneInit, init_linear_, init_tensor_
 from vlsurgery.methods.prompt import embedding_weight
 
 
@@ -65,7 +69,7 @@ class VisualProjector(nn.Module):
     """Region features (B, R, feat_dim) and boxes (B, R, 4 or pos_dim) -> tokens (B, R, d)."""
 
     def __init__(self, d: int, params: ProjectorParams | None = None, token_embedding=None, *,
-                 norm="layernorm", obj_order: str = "reverse"):
+                 norm="layernorm", obj_order: str = "reverse", backbone: BackboneInit | None = None):
         super().__init__()
         params = params or ProjectorParams()
         if token_embedding is None:
@@ -82,6 +86,13 @@ class VisualProjector(nn.Module):
         self.pos = nn.Linear(params.pos_dim, d)
         self.pos_norm = factory(d)
         self.img_order = nn.Embedding(params.images, d)
+        # Built with PyTorch's defaults first (the random stream of the plain modules), then re-drawn.
+        for key, linear in (("init_feat", self.feat), ("init_pos", self.pos)):
+            if getattr(params, key) != "default":
+                init_linear_(linear, getattr(params, key), backbone=backbone, what=key)
+        if params.init_img_order != "default":  # an embedding: the backbone's rule reads no fan-in
+            init_tensor_(self.img_order.weight, None, params.init_img_order, lambda: None, backbone=backbone,
+                         embedding=True, what="init_img_order")
         # A tuple is not a Module: nn.Module keeps it as a plain attribute, so E is shared, not owned.
         self._shared_embedding = (token_embedding,)
 

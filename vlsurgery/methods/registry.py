@@ -4,13 +4,10 @@ An entry knows its hyperparameter class and site kinds (from :data:`params.METHO
 functions of ``(hp, dims)``:
 
 ``finalize(hp, dims) -> (hp, problems)``
-    fills site-derived values (``r = d_src // reduction`` when r is unset, where d_src is the width
-    the modification reads: d_out of H for ``placement=sequential``, d_in of X for ``parallel``;
-    ``gate_r = r`` for a matrix gate) and returns every problem as ``(key, message)``: the params'
-    own rules (``heads`` divides r, ...) on the filled values plus the site's (``n`` divides the
-    widths, a token gate needs d_in == d_out, reduction larger than the width, ...).  Values are
-    first checked against the schema and aliases mapped (``large`` -> ``matrix``), as the spec reader
-    does.  Never raises for a bad design (only for hp of the wrong class); idempotent.
+    fills site-derived values (``r = d_src // reduction``, ``gate_r = r``), folds the older init
+    spellings onto the ``init_<part>`` keys and returns every problem as ``(key, message)``; see
+    :mod:`vlsurgery.methods.finalize`.  Never raises for a bad design (only for hp of the wrong
+    class); idempotent.
 ``count(hp, dims) -> int``
     trainable parameters of ``build(hp, dims)`` without building anything, tensors of ``shared``
     excluded: ``count == sum(p.numel() for p in build(hp, dims).parameters()) - sum(shared.values())``.
@@ -19,7 +16,9 @@ functions of ``(hp, dims)``:
 ``build(hp, dims, **context) -> nn.Module``
     the site module.  ``context``: ``shared_params`` (an ``nn.ParameterDict`` owned by the model,
     where shared tensors are found or created under the keys of ``shared``), ``token_embedding``
-    (the backbone's, for ``prompt init=vocab``), ``dtype`` and ``device`` (applied after building;
+    (the backbone's, for ``prompt init=vocab``), ``backbone_init`` (a
+    :class:`~vlsurgery.methods.initializers.BackboneInit`, for ``init_<part>=backbone``), ``dtype`` and
+    ``device`` (applied after building;
     initialisation always runs in float32 on CPU, so a seed gives the same weights everywhere).
 
 ``count``, ``shared`` and ``build`` finalise ``hp`` themselves and raise :class:`UsageError` when
@@ -29,31 +28,35 @@ An entry also declares what the compiler must hand its modules (the compiler nev
 
 ``context``
     the build context it takes besides ``dtype``/``device``: ``token_embedding`` (prompt),
-    ``shared_params`` (compacter).  The compiler passes exactly these.
+    ``shared_params`` (compacter).  ``context_for(hp)`` adds ``backbone_init`` when a part of the
+    site starts from the backbone's initialiser; the compiler passes exactly ``context_for(hp)``.
 ``needs_mask(hp) -> bool``
-    whether its sublayer sites get the padding mask: exactly for the scalar (``small``) gate, the
-    only module that averages over tokens (docs/design.md, "The padding mask rule").
+    whether its sublayer sites get the padding mask: exactly for the scalar (``small``) gate with
+    ``gate_pool=tokens``, the only module that averages over real tokens (docs/design.md, "The
+    padding mask rule"); with ``gate_pool=all`` it averages over every position, as the reference.
 ``trains(name) -> bool``
     whether the parameter ``name`` (relative to the built module) trains; default :func:`train_all`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from vlsurgery.errors import UsageError, VLSurgeryError, did_you_mean
 from vlsurgery.methods import params as P
 from vlsurgery.methods.counts import bottleneck_count, gate_count, phm_count, phm_rule_key, projector_count
+from vlsurgery.methods.finalize import (canonical, finalize_adapter, finalize_compacter, finalize_gate,
+                                        finalize_lora, finalize_plain, src_width)
 
 # The modules (and torch) are imported inside the build functions: planning and counting a design
 # (`vlsurgery count`) never needs them, and importing torch costs seconds.
 
 Problems = list[tuple[str, str]]
 
-#: Keyword arguments ``build`` accepts; an entry's ``context`` declares some of the first two.
-CONTEXT_KEYS = frozenset({"shared_params", "token_embedding", "dtype", "device"})
+#: Keyword arguments ``build`` accepts; an entry's ``context`` declares some of the first two;
+#: ``backbone_init`` goes to the sites whose hyperparameters say ``init_<part>=backbone``.
+CONTEXT_KEYS = frozenset({"shared_params", "token_embedding", "backbone_init", "dtype", "device"})
 
 
 def train_all(name: str) -> bool:
@@ -95,6 +98,11 @@ class MethodEntry:
     needs_mask: Callable[[Any], bool] = never_masked
     trains: Callable[[str], bool] = train_all
 
+    def context_for(self, hp) -> tuple[str, ...]:
+        """The build context a site with ``hp`` takes: ``context``, plus ``backbone_init`` when some
+        part starts from the backbone's initialiser (``init_up=backbone``, ...)."""
+        return self.context + (("backbone_init",) if P.uses_backbone_init(hp) else ())
+
 
 class UnknownMethodError(VLSurgeryError, LookupError):
     """A method name that is not in the registry."""
@@ -106,92 +114,8 @@ class UnknownMethodError(VLSurgeryError, LookupError):
                          + (f"; {hint}" if hint else ""))
 
 
-# --------------------------------------------------------------------------------------------
-# finalize: site-derived values and problems
-
-
-def _src_width(hp, dims: SiteDims) -> int:
-    """Width the modification reads: H (d_out) when sequential, X (d_in) when parallel."""
-    return dims.d_out if getattr(hp, "placement", "parallel") == "sequential" else dims.d_in
-
-
-def _fill_r(hp, dims: SiteDims, problems: Problems):
-    if hp.r is not None:
-        return hp
-    d_src = _src_width(hp, dims)
-    if hp.reduction > d_src:
-        problems.append(("reduction", f"reduction={hp.reduction} is larger than the width it divides "
-                                      f"(d={d_src}): r = d / reduction would be 0; give r or a smaller reduction"))
-        return hp
-    return dataclasses.replace(hp, r=d_src // hp.reduction)
-
-
-def _gate_problems(hp, dims: SiteDims) -> Problems:
-    if hp.granularity == "token" and dims.d_in != dims.d_out:
-        return [("granularity", f"granularity=token adds X and H' (sigmoid(Linear(X + H'))): it needs "
-                                f"d_in == d_out, but this site maps {dims.d_in} -> {dims.d_out}")]
-    return []
-
-
-def _fill_gate_r(hp, r):
-    if hp.granularity == "matrix" and hp.gate_r is None and r is not None:
-        return dataclasses.replace(hp, gate_r=r)
-    return hp
-
-
-def _finalize_adapter(hp, dims):
-    problems: Problems = []
-    hp = _fill_r(hp, dims, problems)
-    hp = _fill_gate_r(hp, hp.r)
-    return hp, problems + hp.problems() + _gate_problems(hp, dims)
-
-
-def _finalize_compacter(hp, dims):
-    hp, problems = _finalize_adapter(hp, dims)
-    widths = sorted({_src_width(hp, dims), dims.d_out})
-    bad = [w for w in widths if w % hp.n]
-    if bad:
-        problems.append(("n", f"n={hp.n} must divide the widths the PHM layers map "
-                              f"({', '.join(map(str, bad))} {'is' if len(bad) == 1 else 'are'} not divisible)"))
-    return hp, problems
-
-
-def _finalize_lora(hp, dims):
-    hp = _fill_gate_r(hp, hp.r)
-    return hp, hp.problems() + _gate_problems(hp, dims)
-
-
-def _finalize_gate(hp, dims):
-    problems = hp.problems() + _gate_problems(hp, dims)
-    if hp.granularity == "none":
-        problems.append(("granularity", "method gate needs a granularity: scalar, token, vector or matrix"))
-    if hp.granularity == "matrix" and hp.gate_r is None:
-        problems.append(("gate_r", "granularity=matrix on method gate needs gate_r (there is no r to default to)"))
-    return hp, problems
-
-
-def _finalize_plain(hp, dims):
-    return hp, hp.problems()
-
-
-def _scalar_gate(hp) -> bool:  # the only gate that averages over tokens
-    return hp.granularity == "scalar"
-
-
-def _canonical(hp) -> tuple[Any, Problems]:
-    """Check every field against its schema and map aliases (``large`` -> ``matrix``), as the spec
-    reader does, so that hyperparameters built directly in Python behave like parsed ones."""
-    changes, problems = {}, []
-    for name, spec in P.schema(type(hp)).items():
-        value = getattr(hp, name)
-        if value is None and spec.kind == "int?":
-            continue
-        canonical, error = spec.coerce(value)
-        if error:
-            problems.append((name, error))
-        elif canonical != value or type(canonical) is not type(value):
-            changes[name] = canonical
-    return (dataclasses.replace(hp, **changes) if changes else hp), problems
+def _scalar_gate(hp) -> bool:  # the only gate that averages over tokens; with gate_pool=all, over every position
+    return hp.granularity == "scalar" and hp.gate_pool == "tokens"
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,39 +126,40 @@ def _gate_count(hp, dims):
     return gate_count(hp.granularity, dims.d_in, dims.d_out, hp.gate_r)
 
 
-def _gate(hp, dims):
+def _gate(hp, dims, backbone):
     from vlsurgery.methods.gates import make_gate
 
-    return make_gate(hp.granularity, dims.d_in, dims.d_out, hp.gate_r, hp.gate_init)
+    return make_gate(hp.granularity, dims.d_in, dims.d_out, hp.gate_r, pool=hp.gate_pool, init=hp.init_gate,
+                     init_down=hp.init_gate_down, backbone=backbone)
 
 
 def _count_adapter(hp, dims):
-    return bottleneck_count(_src_width(hp, dims), hp.r, dims.d_out) + _gate_count(hp, dims)
+    return bottleneck_count(src_width(hp, dims), hp.r, dims.d_out) + _gate_count(hp, dims)
 
 
-def _build_adapter(hp, dims):
+def _build_adapter(hp, dims, backbone_init=None):
     from vlsurgery.methods.bottleneck import Bottleneck
     from vlsurgery.methods.vlpet import VLPET
 
-    delta = Bottleneck(_src_width(hp, dims), hp.r, dims.d_out, heads=hp.heads, activation=hp.activation,
-                       placement=hp.placement, init=hp.init)
-    return VLPET(delta, _gate(hp, dims), hp.scale)
+    delta = Bottleneck(src_width(hp, dims), hp.r, dims.d_out, heads=hp.heads, activation=hp.activation,
+                       placement=hp.placement, init_down=hp.init_down, init_up=hp.init_up, backbone=backbone_init)
+    return VLPET(delta, _gate(hp, dims, backbone_init), hp.scale)
 
 
 def _count_lite(hp, dims):
     return bottleneck_count(dims.d_in, hp.r, dims.d_out)
 
 
-def _build_lite(hp, dims):
+def _build_lite(hp, dims, backbone_init=None):
     from vlsurgery.methods.bottleneck import Bottleneck
     from vlsurgery.methods.vlpet import VLPET
 
     return VLPET(Bottleneck(dims.d_in, hp.r, dims.d_out, activation=hp.activation, placement="parallel",
-                            init=hp.init))
+                            init_down=hp.init_down, init_up=hp.init_up, backbone=backbone_init))
 
 
 def _count_compacter(hp, dims):
-    d_src, k = _src_width(hp, dims), hp.phm_rank
+    d_src, k = src_width(hp, dims), hp.phm_rank
     rules = 0 if hp.shared else 2 * hp.n ** 3
     return phm_count(d_src, hp.r, hp.n, k) + phm_count(hp.r, dims.d_out, hp.n, k) + rules + _gate_count(hp, dims)
 
@@ -243,7 +168,7 @@ def _shared_compacter(hp, dims):
     return {phm_rule_key(hp.n): hp.n ** 3} if hp.shared else {}
 
 
-def _build_compacter(hp, dims, shared_params=None):
+def _build_compacter(hp, dims, shared_params=None, backbone_init=None):
     from torch import nn
 
     from vlsurgery.methods.compacter import PHMBottleneck, shared_phm_rule
@@ -252,17 +177,19 @@ def _build_compacter(hp, dims, shared_params=None):
     rule = None
     if hp.shared:
         rule = shared_phm_rule(shared_params if shared_params is not None else nn.ParameterDict(), hp.n)
-    delta = PHMBottleneck(_src_width(hp, dims), hp.r, dims.d_out, n=hp.n, phm_rank=hp.phm_rank, rule=rule,
-                          activation=hp.activation, placement=hp.placement, init=hp.init)
-    return VLPET(delta, _gate(hp, dims), hp.scale)
+    delta = PHMBottleneck(src_width(hp, dims), hp.r, dims.d_out, n=hp.n, phm_rank=hp.phm_rank, rule=rule,
+                          activation=hp.activation, placement=hp.placement, init_down=hp.init_down,
+                          init_up=hp.init_up)
+    return VLPET(delta, _gate(hp, dims, backbone_init), hp.scale)
 
 
-def _build_lora(hp, dims):
+def _build_lora(hp, dims, backbone_init=None):
     from vlsurgery.methods.lora import LoRA
     from vlsurgery.methods.vlpet import VLPET
 
-    delta = LoRA(dims.d_in, dims.d_out, hp.r, alpha=hp.alpha, dropout=hp.dropout, init=hp.init)
-    return VLPET(delta, _gate(hp, dims), hp.scale)
+    delta = LoRA(dims.d_in, dims.d_out, hp.r, alpha=hp.alpha, dropout=hp.dropout, init_A=hp.init_A,
+                 init_B=hp.init_B, backbone=backbone_init)
+    return VLPET(delta, _gate(hp, dims, backbone_init), hp.scale)
 
 
 def _build_prompt(hp, dims, token_embedding=None):
@@ -283,10 +210,10 @@ def _build_ia3(hp, dims):
     return IA3(dims.d_out, hp.init)
 
 
-def _build_gate(hp, dims):
+def _build_gate(hp, dims, backbone_init=None):
     from vlsurgery.methods.vlpet import VLPET
 
-    return VLPET(None, _gate(hp, dims), hp.scale)
+    return VLPET(None, _gate(hp, dims, backbone_init), hp.scale)
 
 
 def _build_none(hp, dims):
@@ -326,7 +253,7 @@ def _entry(name, finalize, count, build, shared=_no_shared, context=(), needs_ma
         hp = params_cls() if hp is None else hp
         if not isinstance(hp, params_cls):
             raise UsageError(f"method {name!r} takes {params_cls.__name__}, got {type(hp).__name__}")
-        hp, problems = _canonical(hp)
+        hp, problems = canonical(hp)
         if problems:  # values of the wrong type or out of range: the site rules cannot run on them
             return hp, problems
         return finalize(hp, dims)
@@ -339,13 +266,14 @@ def _entry(name, finalize, count, build, shared=_no_shared, context=(), needs_ma
             raise UsageError(f"build() got unknown context {', '.join(sorted(unknown))}; "
                              f"expected some of {', '.join(sorted(CONTEXT_KEYS))}")
         hp = ready(hp, dims)
-        module = build(hp, dims, **{k: v for k, v in ctx.items() if k in context})
+        wanted = set(context) | ({"backbone_init"} if P.uses_backbone_init(hp) else set())
+        module = build(hp, dims, **{k: v for k, v in ctx.items() if k in wanted})
         if ctx.get("device") is not None or ctx.get("dtype") is not None:
             module.to(device=ctx.get("device"), dtype=ctx.get("dtype"))
         return module
 
     def needs_mask_entry(hp):  # on canonical values: aliases such as small -> scalar
-        return bool(needs_mask(_canonical(params_cls() if hp is None else hp)[0]))
+        return bool(needs_mask(canonical(params_cls() if hp is None else hp)[0]))
 
     return MethodEntry(
         name=name, params=params_cls, sites=sites, finalize=finalize_entry,
@@ -357,17 +285,17 @@ def _entry(name, finalize, count, build, shared=_no_shared, context=(), needs_ma
 
 REGISTRY: dict[str, MethodEntry] = {
     e.name: e for e in (
-        _entry("adapter", _finalize_adapter, _count_adapter, _build_adapter, needs_mask=_scalar_gate),
-        _entry("lite", _finalize_plain, _count_lite, _build_lite),
-        _entry("compacter", _finalize_compacter, _count_compacter, _build_compacter, _shared_compacter,
+        _entry("adapter", finalize_adapter, _count_adapter, _build_adapter, needs_mask=_scalar_gate),
+        _entry("lite", finalize_plain, _count_lite, _build_lite),
+        _entry("compacter", finalize_compacter, _count_compacter, _build_compacter, _shared_compacter,
                context=("shared_params",), needs_mask=_scalar_gate),
-        _entry("lora", _finalize_lora, lambda hp, d: hp.r * (d.d_in + d.d_out) + _gate_count(hp, d), _build_lora,
+        _entry("lora", finalize_lora, lambda hp, d: hp.r * (d.d_in + d.d_out) + _gate_count(hp, d), _build_lora,
                needs_mask=_scalar_gate),
-        _entry("ia3", _finalize_plain, lambda hp, d: d.d_out, _build_ia3),
-        _entry("gate", _finalize_gate, _gate_count, _build_gate, needs_mask=_scalar_gate),
-        _entry("prompt", _finalize_plain, lambda hp, d: hp.length * d.d_out, _build_prompt,
+        _entry("ia3", finalize_plain, lambda hp, d: d.d_out, _build_ia3),
+        _entry("gate", finalize_gate, _gate_count, _build_gate, needs_mask=_scalar_gate),
+        _entry("prompt", finalize_plain, lambda hp, d: hp.length * d.d_out, _build_prompt,
                context=("token_embedding",)),
-        _entry("none", _finalize_plain, lambda hp, d: 0, _build_none),
+        _entry("none", finalize_plain, lambda hp, d: 0, _build_none),
     )
 }
 
@@ -389,11 +317,13 @@ def count_projector(params: P.ProjectorParams | None, d: int, norm="layernorm") 
 
 
 def build_projector(params: P.ProjectorParams | None, d: int, token_embedding, *, norm="layernorm",
-                    obj_order: str = "reverse"):
-    """The visual projector; see :class:`~vlsurgery.methods.projector.VisualProjector`."""
+                    obj_order: str = "reverse", backbone_init=None):
+    """The visual projector; see :class:`~vlsurgery.methods.projector.VisualProjector`.  ``backbone_init``
+    (a :class:`~vlsurgery.methods.initializers.BackboneInit`) serves its ``init_<part>=backbone`` keys."""
     from vlsurgery.methods.projector import VisualProjector
 
-    return VisualProjector(d, params or P.ProjectorParams(), token_embedding, norm=norm, obj_order=obj_order)
+    return VisualProjector(d, params or P.ProjectorParams(), token_embedding, norm=norm, obj_order=obj_order,
+                           backbone=backbone_init)
 
 
 __all__ = ["CONTEXT_KEYS", "MethodEntry", "REGISTRY", "SiteDims", "UnknownMethodError", "build_projector",

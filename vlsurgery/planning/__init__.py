@@ -28,13 +28,13 @@ from vlsurgery.planning.model import Plan, PlannedSite
 
 
 def load_spec(spec):
-    """A Spec from a Spec, a path (``extends`` merged) or spec text."""
+    """A Spec from a Spec, a path or a library name ``lib:NAME`` (``extends`` merged), or spec text."""
     from vlsurgery.spec import Spec, load, parse
 
     if isinstance(spec, Spec):
         return spec
     if isinstance(spec, os.PathLike) or (isinstance(spec, str) and spec.strip() and "\n" not in spec and (
-            Path(spec).suffix in (".vls", ".yaml", ".yml") or Path(spec).exists())):
+            spec.startswith("lib:") or Path(spec).suffix in (".vls", ".yaml", ".yml") or Path(spec).exists())):
         return load(spec)
     if isinstance(spec, (str, bytes)):
         parsed = parse(spec)

@@ -56,8 +56,9 @@ def _targets(address, profile, named: dict, backbone: str, issues: Problems) -> 
     return [slot for key in names for slot in named.get(key, ())]
 
 
-def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tuple[dict, set, set]:
+def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tuple[dict, set, set, dict]:
     states: dict[str, _State] = {}
+    replaced_by: dict[int, set[int]] = {}  # statement -> the statements that replaced or removed it somewhere
     matched_any: set[int] = set()
     vacuous_none: set[int] = set()
     for index, stmt in enumerate(statements):
@@ -81,15 +82,23 @@ def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tup
                            hint=_kind_hint(method, allowed))
                 continue
             current = states.get(slot.path)
+            if method is None and slot.kind not in METHOD_PARAMS[DEFAULT_METHOD][1] and (
+                    current is None or current.method == "none"):
+                issues.add(_no_method(slot, current, statements), stmt.span, slot.path,
+                           expected=f"a method for {slot.kind} sites, e.g. "
+                           + ", ".join(m for m, (_, kinds) in METHOD_PARAMS.items() if kinds == (slot.kind,)),
+                           hint=f"name the method, e.g. {slot.path}: prompt" if slot.kind == "input" else None)
+                continue
             if method == "none":
                 if current is not None and current.method != "none":
                     removed_something = True
-                    states[slot.path] = _State("none", {}, [index])
+                    _replace(states, slot.path, _State("none", {}, [index]), replaced_by)
                 continue
             if current is None or current.method == "none":
-                states[slot.path] = _State(method or DEFAULT_METHOD, {p.key: p for p in stmt.params}, [index])
+                _replace(states, slot.path, _State(method or DEFAULT_METHOD, {p.key: p for p in stmt.params}, [index]),
+                         replaced_by)
             elif method is not None and method != current.method:
-                states[slot.path] = _State(method, {p.key: p for p in stmt.params}, [index])
+                _replace(states, slot.path, _State(method, {p.key: p for p in stmt.params}, [index]), replaced_by)
             else:
                 given = {p.key: p for p in stmt.params}
                 if "granularity" in given:  # the gate is one choice: a new granularity drops the old gate's details
@@ -99,7 +108,22 @@ def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tup
                 current.contributors.append(index)
         if stmt.method == "none" and targets and not removed_something:
             vacuous_none.add(index)
-    return states, matched_any, vacuous_none
+    return states, matched_any, vacuous_none, replaced_by
+
+
+def _replace(states: dict, path: str, state: _State, replaced_by: dict) -> None:
+    """Put ``state`` on a site, noting that its statement overrode the previous state's statements."""
+    for index in states[path].contributors if path in states else ():
+        replaced_by.setdefault(index, set()).add(state.contributors[0])
+    states[path] = state
+
+
+def _no_method(slot: Slot, current, statements) -> str:
+    """Why a statement without a method cannot go on a site where no method remains."""
+    remover = statements[current.contributors[0]].span if current is not None else None
+    here = f" (the `none` at {remover} leaves it empty)" if remover else ""
+    return (f"no method given, and {slot.path} has none here{here}: the default method '{DEFAULT_METHOD}' "
+            f"cannot be placed on {'an' if slot.kind[0] in 'aeiou' else 'a'} {slot.kind} site")
 
 
 def _kind_hint(method: str, allowed) -> str | None:
@@ -175,7 +199,7 @@ def resolve(spec: Spec, backbone=None) -> Plan:
     profile = bb.profile
     issues = Problems()
     all_slots = slots(profile)
-    states, matched, vacuous = _apply(spec.statements, profile, by_names(all_slots), bb.name, issues)
+    states, matched, vacuous, replaced_by = _apply(spec.statements, profile, by_names(all_slots), bb.name, issues)
 
     sites = []
     for slot in all_slots:
@@ -189,7 +213,7 @@ def resolve(spec: Spec, backbone=None) -> Plan:
     _shared_conflicts(sites, issues)
     projector = _projector(spec, issues)
     train, train_projector = train_targets(spec, profile, bb.name, issues)
-    _warnings(spec.statements, states, matched, vacuous, issues)
+    _warnings(spec.statements, states, matched, vacuous, replaced_by, issues)
 
     problems = issues.problems()
     if any(p.severity == "error" for p in problems):
@@ -224,7 +248,7 @@ def _shared_conflicts(sites, issues: Problems):
             seen.setdefault(key, (numel, site.path))
 
 
-def _warnings(statements, states, matched, vacuous, issues: Problems):
+def _warnings(statements, states, matched, vacuous, replaced_by, issues: Problems):
     from vlsurgery.spec.printer import statement_text
 
     effective = {i for state in states.values() for i in state.contributors}
@@ -236,8 +260,13 @@ def _warnings(statements, states, matched, vacuous, issues: Problems):
             issues.add(f"`{text}` removes nothing: no earlier statement placed a method on the sites it matches",
                        stmt.span, severity="warning")
         elif index not in effective:
-            later = sorted({statements[i].span.line for s in states.values() for i in s.contributors
-                            if i > index and statements[i].span})
-            hint = f"overridden by line{'s' if len(later) > 1 else ''} {', '.join(map(str, later))}" if later else None
+            later = sorted({statements[i].span.line for i in replaced_by.get(index, ()) if statements[i].span})
+            shown = ", ".join(map(str, later[:_SHOWN])) + (
+                f" and {len(later) - _SHOWN} more" if len(later) > _SHOWN else "")
+            hint = f"overridden by line{'s' if len(later) > 1 else ''} {shown}" if later else None
             issues.add(f"`{text}` has no effect: later statements override it on every site it matches",
                        stmt.span, severity="warning", hint=hint)
+
+
+#: How many overriding lines a "has no effect" warning names.
+_SHOWN = 10

@@ -17,9 +17,10 @@ roles.  Planning lives in :mod:`vlsurgery.planning`, counting there too.
 
 from __future__ import annotations
 
-from vlsurgery.profiles.backbone import Backbone, load_backbone, preset_config, preset_names, profile_of
+from vlsurgery.profiles.backbone import (Backbone, backbone_name_problem, load_backbone, preset_config, preset_names,
+                                         profile_of)
 from vlsurgery.profiles.families import family_of, known_families, vocabulary
 from vlsurgery.profiles.profile import Family, Norm, Profile, Roles, Stack, Sublayer
 
-__all__ = ["Backbone", "Family", "Norm", "Profile", "Roles", "Stack", "Sublayer", "family_of", "known_families",
-           "load_backbone", "preset_config", "preset_names", "profile_of", "vocabulary"]
+__all__ = ["Backbone", "Family", "Norm", "Profile", "Roles", "Stack", "Sublayer", "backbone_name_problem", "family_of",
+           "known_families", "load_backbone", "preset_config", "preset_names", "profile_of", "vocabulary"]

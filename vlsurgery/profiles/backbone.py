@@ -6,23 +6,30 @@ Wherever vlsurgery expects a backbone it takes any of:
   ``vlsurgery/profiles/presets/*.json``), or the hub name of a preset (``facebook/bart-base``),
   which resolves to the preset without touching the network;
 - a local Hugging Face directory (or its ``config.json``), read with ``AutoConfig.from_pretrained``;
-- any other hub name, read with ``AutoConfig.from_pretrained`` (from the local cache when offline);
+  where the family's ``lm_head`` follows the checkpoint (T5), its weight files are looked into;
+- a hub name ``organisation/name``: its ``config.json`` from the local Hugging Face cache, else
+  fetched from the hub with one request (a warning says so; an error says what the hub answered);
 - a ``PretrainedConfig`` object, or a model instance (its ``.config``; counts then come from the
   model's own parameters, which is exact even for checkpoints that untie embeddings).
 
-The family is chosen by ``config.model_type``; an unknown one is a :class:`BackboneError` that
-lists the supported families.
+Presets and local paths answer at once and offline.  Any other name is a :class:`BackboneError`
+at once, with the nearest preset when one is close (``bart-bas`` -> ``bart-base``): the hub is
+reached only for names of the form ``organisation/name``.  The family is chosen by
+``config.model_type``; an unknown one is a :class:`BackboneError` that lists the supported families.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import re
 from types import SimpleNamespace
 from pathlib import Path
 
 from vlsurgery import caches
-from vlsurgery.errors import BackboneError, nearest
+from vlsurgery.errors import BackboneError, UsageError, nearest
+from vlsurgery.profiles.checkpoint import WEIGHT_PATTERNS, stores_tensor, weight_files
 from vlsurgery.profiles.families import family_of
 from vlsurgery.profiles.profile import Profile
 
@@ -37,8 +44,11 @@ class Backbone:
     transformers.
     """
 
-    def __init__(self, name: str, profile: Profile, config=None, *, preset: str | None = None, model=None):
+    def __init__(self, name: str, profile: Profile, config=None, *, preset: str | None = None, model=None,
+                 directory: Path | None = None, hub: bool = False):
         self.name, self.profile, self.preset, self.model = name, profile, preset, model
+        self.directory = directory  # where config.json (and maybe weights) are: local or the hub cache
+        self.hub = hub  # a hub model (weights come from the hub or its cache)
         self._config = config
 
     @property
@@ -129,6 +139,10 @@ def load_backbone(backbone) -> Backbone:
                         "name, a local model directory, a PretrainedConfig or a model")
 
 
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_log = logging.getLogger("vlsurgery")
+
+
 def _from_name(name: str) -> Backbone:
     preset = name if name in preset_names() else _hub_aliases().get(name)
     if preset is not None:
@@ -137,14 +151,78 @@ def _from_name(name: str) -> Backbone:
     if path.exists():
         source = path.parent if path.is_file() else path
         if not (source / "config.json").is_file():
-            raise BackboneError(f"backbone path '{name}' has no config.json")
+            raise BackboneError(f"backbone path '{name}' has no config.json: expected a Hugging Face model "
+                                "directory (config.json, and weights for `compile`)")
         config = _auto_config(str(source.resolve()), name)
-        return Backbone(name, profile_of(config), config)
-    looks_local = name.startswith((".", "/", "~")) or name.endswith(".json") or name.count("/") > 1
-    if looks_local:
-        raise BackboneError(f"backbone path '{name}' does not exist")
-    config = _auto_config(name, name)
-    return Backbone(name, profile_of(config), config)
+        return Backbone(name, _checkpoint_profile(config, source, hub=False), config, directory=source)
+    problem = backbone_name_problem(name)
+    if problem is not None:
+        tail = "" if problem.endswith("does not exist") else (
+            f" Hub models are named organisation/name (facebook/bart-base). Presets: {', '.join(preset_names())}")
+        raise BackboneError(problem + tail)
+    directory = _hub_directory(name)
+    config = _auto_config(str(directory), name)
+    return Backbone(name, _checkpoint_profile(config, directory, hub=True), config, directory=directory, hub=True)
+
+
+def backbone_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a backbone, decided offline and at once (for ``check``); None when it
+    is a preset, an existing path or has the form of a hub name (``organisation/name``).
+
+    >>> backbone_name_problem("bart-base") is None, backbone_name_problem("facebook/whatever") is None
+    (True, True)
+    >>> backbone_name_problem("bart-bas")
+    "unknown backbone 'bart-bas': not a preset and not a local directory. Did you mean the preset 'bart-base'?"
+    """
+    if name in preset_names() or name in _hub_aliases() or Path(name).expanduser().exists():
+        return None
+    if name.startswith((".", "/", "~")) or name.endswith(".json") or name.count("/") > 1:
+        return f"backbone path '{name}' does not exist"
+    if _HUB_NAME.fullmatch(name):
+        return None
+    return f"unknown backbone '{name}': not a preset and not a local directory.{_hint(name)}"
+
+
+def _hint(name: str) -> str:
+    guess = nearest(name, preset_names()) or _hub_aliases().get(nearest(name, _hub_aliases()) or "")
+    return f" Did you mean the preset '{guess}'?" if guess else ""
+
+
+_HUB_LOOKUPS = caches.table("profiles.hub_lookups")
+
+
+def _hub_directory(name: str) -> Path:
+    """The directory holding ``name``'s config.json: the local hub cache, else one request to the
+    hub (once per process and name, failures included)."""
+    found = _HUB_LOOKUPS.get(name)
+    if found is None:
+        found = _HUB_LOOKUPS[name] = _lookup_hub(name)
+    if isinstance(found, BackboneError):
+        raise found
+    return found
+
+
+def _lookup_hub(name: str) -> Path | BackboneError:
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    try:
+        return Path(hf_hub_download(name, "config.json", local_files_only=True)).parent
+    except Exception:  # not in the cache: the hub may know it
+        pass
+    if constants.HF_HUB_OFFLINE:
+        return BackboneError(f"unknown backbone '{name}': not a preset, and not in the local Hugging Face cache "
+                             f"(HF_HUB_OFFLINE is set, so the hub was not asked).{_hint(name)} "
+                             f"Presets: {', '.join(preset_names())}")
+    _log.warning("vlsurgery: '%s' is not a preset or in the local cache: asking the Hugging Face hub "
+                 "for its config.json (one request)", name)
+    try:  # one request without retries (hf_hub_download retries a failing one for ~20 s), then the file
+        get_hf_file_metadata(hf_hub_url(name, "config.json"), timeout=10, retry_on_errors=False)
+        return Path(hf_hub_download(name, "config.json", etag_timeout=10)).parent
+    except Exception as exc:  # huggingface_hub raises many kinds (network, 404, gated repo...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return BackboneError(f"unknown backbone '{name}': asked the Hugging Face hub once and got "
+                             f"{type(exc).__name__}: {reason[:160]}.{_hint(name)} "
+                             f"Presets: {', '.join(preset_names())}")
 
 
 @caches.memoize("profiles.auto_config", maxsize=64)
@@ -154,31 +232,86 @@ def _auto_config(source: str, name: str):
     try:
         return AutoConfig.from_pretrained(source)
     except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError...
-        guess = nearest(name, preset_names())
-        hint = f" Did you mean the preset '{guess}'?" if guess else ""
-        raise BackboneError(f"unknown backbone '{name}': not a preset, a local model directory, or a hub model "
-                            f"available offline ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})."
-                            f"{hint} Presets: {', '.join(preset_names())}") from exc
+        raise BackboneError(f"cannot read the config of backbone '{name}' ({source}): {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
-def load_model(backbone, *, seed: int = 0):
-    """A seq2seq model for a backbone: pretrained weights from a local directory or the hub cache,
-    random weights (seeded) for a preset, which carries an architecture but no weights.
+def _checkpoint_profile(config, directory: Path, *, hub: bool) -> Profile:
+    """The profile of ``config`` as ``from_pretrained(directory)`` builds the model: for families
+    whose ``lm_head`` follows the checkpoint (T5), it is untied exactly when the weight files store
+    one.  Without weight files a local directory is built from its config (tied); a hub checkpoint
+    not downloaded yet follows its config's record of ``tie_word_embeddings: false``."""
+    profile = profile_of(config)
+    if not family_of(config).lm_head_from_checkpoint:
+        return profile
+    stored = stores_tensor(directory, "lm_head.weight")
+    if stored is None:
+        stored = hub and getattr(config, "scale_decoder_outputs", None) is False
+    return with_lm_head(profile, stored)
 
-    Returns ``(model, pretrained)``.
+
+def with_lm_head(profile: Profile, untied: bool) -> Profile:
+    """``profile`` with (``untied``) or without a separate ``lm_head.weight``, last in the table."""
+    shapes = dict(profile.parameter_shapes)
+    if ("lm_head.weight" in shapes) == untied:
+        return profile
+    if untied:
+        shapes["lm_head.weight"] = shapes[profile.token_embedding]
+    else:
+        del shapes["lm_head.weight"]
+    return dataclasses.replace(profile, parameter_shapes=tuple(shapes.items()))
+
+
+WEIGHTS = ("auto", "pretrained", "random")
+
+
+def load_model(backbone, *, seed: int = 0, weights: str = "auto"):
+    """A seq2seq model for a backbone.  Returns ``(model, pretrained)``.
+
+    ``weights``: ``"auto"`` loads the weights of a local directory or hub model and builds a preset
+    (an architecture without weights) with random weights; ``"pretrained"`` insists on loaded
+    weights; ``"random"`` builds any backbone from its config with random weights (seeded by
+    ``seed``), e.g. a directory that holds only a config.json.  A random model has the parameters
+    ``vlsurgery count`` predicts (an untied preset's ``lm_head`` gets its own tensor).
     """
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
+    if weights not in WEIGHTS:
+        raise UsageError(f"weights={weights!r}: expected one of {', '.join(map(repr, WEIGHTS))}")
     b = load_backbone(backbone)
     if b.model is not None:
         return b.model, True
-    if b.preset is None:
-        try:
-            return AutoModelForSeq2SeqLM.from_pretrained(b.name), True
-        except Exception as exc:  # no weights available offline: say so, don't train on noise silently
-            raise BackboneError(f"cannot load the weights of '{b.name}' ({type(exc).__name__}); use a preset "
-                                f"({', '.join(preset_names())}) for random weights") from exc
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return AutoModelForSeq2SeqLM.from_config(b.config), False
+    local = b.directory is not None and not b.hub
+    if weights != "random" and local and not weight_files(b.directory):
+        # a local directory without weights: never train on noise silently
+        raise BackboneError(f"backbone directory '{b.name}' has a config.json but no weights (expected one "
+                                f"of {', '.join(WEIGHT_PATTERNS)}): add the weights, or ask for random weights "
+                                "explicitly (`vlsurgery compile --random-weights`, load_model(..., weights='random'))")
+    if b.preset is not None and weights == "pretrained" and not _preset_data(b.preset).get("hub"):
+        raise BackboneError(f"the preset '{b.preset}' is an architecture without a checkpoint: it has only "
+                            "random weights (weights='random' or 'auto')")
+    if weights == "random" or (weights == "auto" and b.preset is not None):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AutoModelForSeq2SeqLM.from_config(b.config)
+        return _untie_as_profiled(model, b.profile), False
+    source = str(b.directory) if local else (_preset_data(b.preset)["hub"] if b.preset else b.name)
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(source), True
+    except Exception as exc:  # no weights available offline: say so, don't train on noise silently
+        raise BackboneError(f"cannot load the weights of '{b.name}' ({type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); for random "
+                            f"weights use a preset ({', '.join(preset_names())}) or weights='random' "
+                            "(`vlsurgery compile --random-weights`)") from exc
+
+
+def _untie_as_profiled(model, profile: Profile):
+    """Give ``lm_head`` its own tensor when the profile counts one and the model tied it."""
+    from torch import nn
+
+    head = getattr(model, "lm_head", None)
+    if "lm_head.weight" in profile.parameters and head is not None \
+            and head.weight is model.get_input_embeddings().weight:
+        head.weight = nn.Parameter(head.weight.detach().clone())
+    return model

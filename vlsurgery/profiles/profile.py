@@ -224,6 +224,9 @@ class Family:
     model_types: tuple[str, ...]
     roles: Roles
     make_profile: Callable[[object], Profile]
+    #: ``from_pretrained`` gives ``lm_head`` its own tensor exactly when the checkpoint stores one,
+    #: whatever the config says (T5 in transformers 5); the backbone loader then reads the files.
+    lm_head_from_checkpoint: bool = False
 
 
 class ShapeTable:

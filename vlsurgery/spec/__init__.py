@@ -21,10 +21,9 @@ from __future__ import annotations
 from vlsurgery.errors import UsageError
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
 from vlsurgery.spec.loader import guess_format, load, merge, parse, resolve_lets
-from vlsurgery.spec.printer import address_text, dumps_dsl
+from vlsurgery.spec.printer import address_text, dumps_dsl, dumps_yaml
 from vlsurgery.spec.summary import summarize
 from vlsurgery.spec.validate import validate
-from vlsurgery.spec.yaml_form import dumps_yaml
 
 
 def dumps(spec: Spec, format: str = "dsl") -> str:

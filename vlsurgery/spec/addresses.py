@@ -11,14 +11,13 @@ registered family (:func:`vlsurgery.profiles.vocabulary`), on a backbone exactly
 roles (``profile.roles``).  Only the closed words of the language live here: ``input``, and the
 ``train`` endings ``layernorm``/``bias`` and words ``projector``/``all``.
 
-Who asks what: validation (:func:`check_address`, :func:`check_train`, :func:`covers`), the
-``check`` summary (:func:`earlier_overlaps`, :func:`effect`), the planner (:func:`select`,
-:func:`pick_layers`, :func:`train_rule`) and the hypothesis strategies (:func:`kind`).
+Who asks what: validation (:func:`check_address`, :func:`check_train`; its statement index: :func:`rects`,
+:func:`layer_overlap`, :func:`layer_covers`), the planner (:func:`select`, :func:`pick_layers`, :func:`train_rule`).
 
 Whether two addresses share a site is decided exactly from the names, and from the layer
-selections for every number of layers a stack may have; when the answer depends on that number
-(``encoder[0:2]`` and ``encoder[-1]`` overlap only if the stack has at most two layers) it is
-``"maybe"``::
+selections for every number of layers a stack may have (:func:`rects`: no loop over sizes); when
+the answer depends on that number (``encoder[0:2]`` and ``encoder[-1]`` overlap only if the stack
+has at most two layers) it is ``"maybe"``::
 
     >>> from vlsurgery.spec import parse
     >>> a, b = (s.target for s in parse("encoder[0:2].ffn: lite; encoder[-1].ffn: none").statements)
@@ -27,6 +26,8 @@ selections for every number of layers a stack may have; when the answer depends 
 """
 
 from __future__ import annotations
+
+from bisect import bisect_right
 
 from vlsurgery.errors import Problem, check_name, choices, did_you_mean, nearest
 from vlsurgery.profiles import Roles, vocabulary
@@ -72,21 +73,6 @@ def site_names(address: Address, roles: Roles | None = None) -> set[tuple]:
 # layer selections
 
 
-def layer_set(layers: tuple[LayerItem, ...] | None, count: int) -> set[int] | None:
-    """The layers a selection picks in a stack of ``count`` layers; None if an index is out of range."""
-    if layers is None:
-        return set(range(count))
-    out: set[int] = set()
-    for item in layers:
-        if isinstance(item, Index):
-            if not -count <= item.value < count:
-                return None
-            out.add(item.value % count)
-        else:
-            out.update(range(*slice(item.start, item.stop).indices(count)))
-    return out
-
-
 def pick_layers(items, n: int, stack: str, backbone: str) -> tuple[list[int] | None, str | None]:
     """The sorted layers a selection picks in a stack of ``n`` layers, or why it cannot."""
     if items is None:
@@ -109,24 +95,93 @@ def pick_layers(items, n: int, stack: str, backbone: str) -> tuple[list[int] | N
     return sorted(set(chosen)), None
 
 
-def _bound(layers) -> int:
-    values = [0]
-    for item in layers or ():
-        values += [item.value] if isinstance(item, Index) else [item.start or 0, item.stop or 0]
-    return max(abs(v) for v in values)
+INF = float("inf")
 
 
-def _for_every_count(a, b, test) -> str:
-    """``yes``/``no``/``maybe``: ``test`` over every stack size worth trying (every answer is stable
-    beyond twice the largest index)."""
-    results = set()
-    for count in range(1, min(2 * max(_bound(a), _bound(b)) + 2, 512) + 1):
-        sa, sb = layer_set(a, count), layer_set(b, count)
-        if sa is not None and sb is not None:
-            results.add(test(sa, sb))
-    if results == {True}:
-        return "yes"
-    return "maybe" if True in results else "no"
+def rects(layers: tuple[LayerItem, ...] | None) -> list[tuple]:
+    """A selection as rectangles ``(p_lo, p_hi, q_lo, q_hi)`` (inclusive; INF: unbounded) over p, a
+    layer's position from the start, and q = n - p, from the end: in a stack of n layers it picks p
+    when (p, n - p) lies in one.  ``[2]``: p = 2; ``[-1]``: q = 1; ``[1:-1]``: p >= 1 and q >= 2."""
+    if layers is None:
+        return [(0, INF, 1, INF)]
+    out = []
+    for item in layers:
+        if isinstance(item, Index):
+            v = item.value
+            r = (v, v, 1, INF) if v >= 0 else (0, INF, -v, -v)
+        else:
+            s, t = item.start, item.stop
+            r = (s if s is not None and s >= 0 else 0, t - 1 if t is not None and t >= 0 else INF,
+                 1 - t if t is not None and t < 0 else 1, -s if s is not None and s < 0 else INF)
+        if r[0] <= r[1] and r[2] <= r[3]:
+            out.append(r)
+    return _merged(out)
+
+
+def _merged(rs: list[tuple]) -> list[tuple]:
+    """Rectangles of one extent on an axis that touch on the other, joined (``[0,1,2]``: one)."""
+    for axis, other in ((0, 2), (2, 0)):
+        out: list[list] = []
+        for r in sorted(rs, key=lambda r: (r[other], r[other + 1], r[axis], r[axis + 1])):
+            if out and out[-1][other:other + 2] == list(r[other:other + 2]) and r[axis] <= out[-1][axis + 1] + 1:
+                out[-1][axis + 1] = max(out[-1][axis + 1], r[axis + 1])
+            else:
+                out.append(list(r))
+        rs = [tuple(x) for x in out]
+    return rs
+
+
+def min_count(layers) -> int:
+    """The fewest layers a stack needs for every index of a selection to exist."""
+    return max([1] + [(v + 1 if v >= 0 else -v) for v in (i.value for i in layers or () if isinstance(i, Index))])
+
+
+def layer_overlap(a, b) -> str:
+    """``yes``/``no``/``maybe``: do two selections share a layer in every / no / some stack size that
+    both allow?  Each pair of rectangles meets on the stack sizes p + q of their intersection."""
+    m = max(min_count(a), min_count(b))
+    spans = []
+    for r in rects(a):
+        for s in rects(b):
+            p0, p1, q0, q1 = max(r[0], s[0]), min(r[1], s[1]), max(r[2], s[2]), min(r[3], s[3])
+            if p0 <= p1 and q0 <= q1 and p1 + q1 >= m:
+                spans.append((max(p0 + q0, m), p1 + q1))
+    joined = _merged([(lo, hi, 0, 0) for lo, hi in spans])
+    return "no" if not joined else "yes" if joined[0][:2] == (m, INF) else "maybe"
+
+
+def layer_covers(outer, inner) -> bool:
+    """True if ``outer`` picks every layer ``inner`` picks, in every stack size both allow: what is
+    left of ``inner``'s rectangles without ``outer``'s has no point of such a size (two sizes tried first)."""
+    m, cut, own = max(min_count(outer), min_count(inner)), rects(outer), rects(inner)
+    for n in (m, 2 * max([0] + [v for r in cut + own for v in r if v < INF]) + 3):
+        ends = _at(cut, n)
+        starts = [e[0] for e in ends]
+        if any((k := bisect_right(starts, lo) - 1) < 0 or ends[k][1] < hi for lo, hi, _, _ in _at(own, n)):
+            return False
+    for r in own:
+        pieces = [r] if r[1] + r[3] >= m else []
+        for c in cut:
+            pieces = [piece for x in pieces for piece in _minus(x, c) if piece[1] + piece[3] >= m]
+        if pieces:
+            return False
+    return True
+
+
+def _at(rs, n: int) -> list[tuple]:
+    """The layers rectangles pick in a stack of n: sorted, disjoint intervals ``(first, last, 0, 0)``."""
+    spans = [(max(r[0], n - r[3]), min(r[1], n - r[2]), 0, 0) for r in rs]
+    return _merged([x for x in spans if x[0] <= x[1]])
+
+
+def _minus(r, c) -> list[tuple]:
+    """Rectangle ``r`` without rectangle ``c``: at most four rectangles."""
+    if c[0] > r[1] or c[1] < r[0] or c[2] > r[3] or c[3] < r[2]:
+        return [r]
+    p0, p1 = max(r[0], c[0]), min(r[1], c[1])
+    out = [(r[0], c[0] - 1, r[2], r[3]), (c[1] + 1, r[1], r[2], r[3]),
+           (p0, p1, r[2], c[2] - 1), (p0, p1, c[3] + 1, r[3])]
+    return [x for x in out if x[0] <= x[1] and x[2] <= x[3] and max(x[0], x[2]) < INF]
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,9 +193,7 @@ def overlap(a: Address, b: Address) -> str:
     if kind(a) != kind(b) or not site_names(a) & site_names(b):
         return "no"
     la, lb = a.segments[0].layers, b.segments[0].layers
-    if la is None and lb is None:
-        return "yes"
-    return _for_every_count(la, lb, lambda sa, sb: bool(sa & sb))
+    return "yes" if la is None and lb is None else layer_overlap(la, lb)
 
 
 def covers(a: Address, b: Address) -> bool:
@@ -148,34 +201,7 @@ def covers(a: Address, b: Address) -> bool:
     names = site_names(b)
     if kind(a) != kind(b) or not names or not names <= site_names(a):
         return False
-    la, lb = a.segments[0].layers, b.segments[0].layers
-    if la is None:
-        return True
-    return _for_every_count(la, lb, lambda sa, sb: sb <= sa) == "yes"
-
-
-def earlier_overlaps(statements) -> list[list[tuple[int, str]]]:
-    """For each statement, the earlier statements ``(index, "yes"|"maybe")`` it may override."""
-    out = []
-    for i, stmt in enumerate(statements):
-        found = []
-        for j in range(i):
-            verdict = overlap(statements[j].target, stmt.target)
-            if verdict != "no":
-                found.append((j, verdict))
-        out.append(found)
-    return out
-
-
-def effect(earlier_method: str | None, later_method: str | None) -> str:
-    """What a later statement does to an earlier one's configuration on the sites they share."""
-    if later_method == "none":
-        return "removes"
-    if later_method is None or later_method == earlier_method:
-        return "merges into"
-    if earlier_method is None:
-        return "merges into or replaces"
-    return "replaces"
+    return a.segments[0].layers is None or layer_covers(a.segments[0].layers, b.segments[0].layers)
 
 
 # --------------------------------------------------------------------------------------------

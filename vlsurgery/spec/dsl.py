@@ -1,9 +1,9 @@
 """The DSL reader: text -> IR, with syntax errors in our own words (:mod:`vlsurgery.spec.grammar`).
 
 One :class:`lark.Transformer` builds the IR directly; spans come from lark's
-``propagate_positions``.  A syntax error does not stop the reader: the offending statement is
-blanked out (replaced by spaces, so every position stays right) and the text is parsed again, so
-one run reports every broken statement::
+``propagate_positions``.  A syntax error does not stop the reader: parsing resumes after the
+offending statement (statements are independent), so one run reports every broken statement, up
+to ``LIMITS.syntax_errors``; numbers outside ``LIMITS.number`` are errors at their position::
 
     >>> parse_dsl("encoder.ffn adapter\\nlet r = ")[1][0].message
     "unexpected name 'adapter'"
@@ -11,13 +11,15 @@ one run reports every broken statement::
 
 from __future__ import annotations
 
+import bisect
 import re
+from dataclasses import replace
 
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput
 
-from vlsurgery.errors import Problem, Span
-from vlsurgery.spec.grammar import blank, line_col, parser, scan, syntax_problem
+from vlsurgery.errors import LIMITS, Problem, Span
+from vlsurgery.spec.grammar import NUMBER_RANGE, line_col, number_complaint, parser, scan, syntax_problem
 from vlsurgery.methods.params import call_text
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
 
@@ -104,11 +106,20 @@ class _ToIR(Transformer):
         return self._string(token) if token.type == "STRING" else str(token)
 
     # values -----------------------------------------------------------------------------
+    def _number(self, token: Token):
+        """The number a token means, or ``BAD`` (reported) when it is out of range."""
+        complaint = number_complaint(str(token))
+        if complaint:
+            self.problems.append(Problem(complaint, _span(self.source, token), expected=NUMBER_RANGE,
+                                         hint="see docs/limits.md"))
+            return BAD
+        return int(token) if token.type == "INT" else float(token)
+
     def int(self, children):
-        return int(children[0])
+        return self._number(children[0])
 
     def float(self, children):
-        return float(children[0])
+        return self._number(children[0])
 
     def string(self, children):
         return self._string(children[0])
@@ -121,11 +132,12 @@ class _ToIR(Transformer):
 
     def call(self, children):
         """``normal(0.02)``: kept as the text ``normal(0.02)``, which is also how YAML writes it."""
-        return call_text(str(children[0]), float(children[1]))
+        number = self._number(children[1])
+        return BAD if number is BAD else call_text(str(children[0]), float(number))
 
     @v_args(meta=True)
     def param(self, meta, children):
-        return Param(str(children[0]), children[1], span=_span(self.source, meta))
+        return None if children[1] is BAD else Param(str(children[0]), children[1], span=_span(self.source, meta))
 
     # addresses --------------------------------------------------------------------------
     def one(self, children):
@@ -138,11 +150,12 @@ class _ToIR(Transformer):
         return tuple(str(c) for c in children)
 
     def index(self, children):
-        return Index(int(children[0]))
+        value = self._number(children[0])
+        return Index(0 if value is BAD else value)  # a bad index is reported: the spec is never used
 
     def range(self, children):
-        start, stop = children
-        return Range(None if start is None else int(start), None if stop is None else int(stop))
+        start, stop = (None if c is None else self._number(c) for c in children)
+        return Range(None if start is BAD else start, None if stop is BAD else stop)
 
     def layers(self, children):
         return tuple(children)
@@ -166,11 +179,14 @@ class _ToIR(Transformer):
 
     @v_args(meta=True)
     def let(self, meta, children):
+        if children[1] is BAD:
+            return ("skip", None, None)
         return ("let", Param(str(children[0]), children[1], span=_span(self.source, meta)), None)
 
     @v_args(meta=True)
     def projector(self, meta, children):
-        return ("projector", Projector(tuple(children), span=_span(self.source, meta)), _span(self.source, meta))
+        params = tuple(c for c in children if c is not None)
+        return ("projector", Projector(params, span=_span(self.source, meta)), _span(self.source, meta))
 
     @v_args(meta=True)
     def train(self, meta, children):
@@ -179,12 +195,16 @@ class _ToIR(Transformer):
     @v_args(meta=True)
     def site(self, meta, children):
         address, method, *params = children
+        params = [p for p in params if p is not None]
         return ("site", Statement(address, None if method is None else str(method), tuple(params),
                                   span=_span(self.source, meta),
                                   method_span=None if method is None else _span(self.source, method)), None)
 
     def start(self, children):
         return children
+
+
+BAD = object()  # a value that was reported as out of range
 
 
 def _assemble(items, source, problems, first: dict[str, Span]) -> Spec:
@@ -204,6 +224,8 @@ def _assemble(items, source, problems, first: dict[str, Span]) -> Spec:
             fields[kind] = value
         elif kind == "let":
             fields["lets"].append(value)
+        elif kind == "skip":
+            continue
         elif kind == "train":
             for address in value:
                 if address in seen_train:
@@ -222,30 +244,99 @@ def parse_dsl(text: str, source: str | None = None, meta: dict | None = None) ->
     ``meta``, if given, receives the spans of the backbone/extends/projector declarations and the
     comments as ``(line, text)`` (the IR keeps neither; the formatter and ``load`` use them).
     """
-    problems: list[Problem] = []
     meta = {} if meta is None else meta
-    work, (seps, comments) = text, scan(text)
-    meta["comments"] = [(line_col(text, pos)[0], body) for pos, body in comments]
-    for _ in range(200):
-        try:
-            tree = parser().parse(work, start="start")
-            break
-        except (UnexpectedInput, UnexpectedEOF) as e:
-            problem, pos = syntax_problem(e, work, source)
-            problems.append(problem)
-            blanked = blank(work, pos, seps)
-            if blanked == work:
-                meta["syntax_errors"] = len(problems)
-                return Spec(source=source), problems
-            work = blanked
-    else:
-        meta["syntax_errors"] = len(problems)
-        return Spec(source=source), problems
+    seps, comments = scan(text)
+    newlines = [i for i, ch in enumerate(text) if ch == "\n"] if comments else []
+    meta["comments"] = [(bisect.bisect_left(newlines, pos) + 1, body) for pos, body in comments]
+    too_many = _too_many_statements(text, seps, source)
+    if too_many:
+        meta["syntax_errors"] = 1
+        return Spec(source=source), [too_many]
+    trees, problems = _parse_statements(text, seps, source)
     builder = _ToIR(source)
-    items = builder.transform(tree)
+    items = [item for tree in trees for item in builder.transform(tree)]
     meta["syntax_errors"] = len(problems) + len(builder.problems)  # before _assemble adds its own
     spec = _assemble(items, source, builder.problems, meta)
     return spec, problems + builder.problems
+
+
+def _too_many_statements(text: str, seps: list[int], source) -> Problem | None:
+    """A problem when the text has more than ``LIMITS.statements`` statements (not parsed then)."""
+    if len(seps) < LIMITS.statements:
+        return None
+    count, start = 0, 0
+    for end in seps + [len(text)]:
+        body = text[start:end].strip()
+        if body and not body.startswith("#"):
+            count += 1
+            if count > LIMITS.statements:
+                line, col = line_col(text, start + len(text[start:end]) - len(text[start:end].lstrip()))
+                return Problem(f"more than {LIMITS.statements:,} statements", Span(source, line, col),
+                               expected=f"at most {LIMITS.statements:,} statements in one spec (docs/limits.md)")
+        start = end + 1
+    return None
+
+
+def _parse_statements(text: str, seps: list[int], source) -> tuple[list, list[Problem]]:
+    """Parse trees of the text's statements, and one problem per broken statement.
+
+    Statements are independent, so after an error the text before the broken statement is parsed
+    on its own and parsing resumes after it: each character is parsed at most about twice, and
+    recovery stops after ``LIMITS.syntax_errors`` errors.
+    """
+    trees, problems, pending = [], [], [(0, len(text))]
+    while pending:
+        start, end = pending.pop()
+        if start >= end:
+            continue
+        base = line_col(text, start)
+        try:
+            trees.append((start, _shift_tree(parser().parse(text[start:end], start="start"), base)))
+            continue
+        except (UnexpectedInput, UnexpectedEOF) as e:
+            problem, local = syntax_problem(e, text[start:end], source)
+        problems.append(_shift_problem(problem, base))
+        if len(problems) >= LIMITS.syntax_errors:
+            line = line_col(text, start + local)[0]
+            problems.append(Problem(f"too many syntax errors: stopped reading after {LIMITS.syntax_errors}",
+                                    Span(source, line, 1), expected="fewer errors (docs/limits.md)",
+                                    hint="fix these and check again", severity="warning"))
+            break
+        pos = start + local
+        at = bisect.bisect_left(seps, pos)
+        stmt_start = max(start, seps[at - 1] + 1 if at else 0)
+        stmt_end = max(seps[at] if at < len(seps) else len(text), start + 1)
+        pending += [(stmt_end, end), (start, stmt_start)]  # the part before first
+    return [tree for _, tree in sorted(trees, key=lambda t: t[0])], problems
+
+
+def _moved(line: int, column: int, base: tuple[int, int]) -> tuple[int, int]:
+    return line + base[0] - 1, column + base[1] - 1 if line == 1 else column
+
+
+def _shift_tree(tree, base: tuple[int, int]):
+    """Move the positions of a tree parsed from a piece of text starting at ``base`` (line, column)."""
+    if base == (1, 1):
+        return tree
+    for sub in tree.iter_subtrees():
+        if not sub.meta.empty:
+            m = sub.meta
+            (m.line, m.column), (m.end_line, m.end_column) = _moved(m.line, m.column, base), \
+                _moved(m.end_line, m.end_column, base)
+        for tok in sub.children:
+            if isinstance(tok, Token) and tok.line is not None:
+                (tok.line, tok.column), (tok.end_line, tok.end_column) = _moved(tok.line, tok.column, base), \
+                    _moved(tok.end_line, tok.end_column, base)
+    return tree
+
+
+def _shift_problem(problem: Problem, base: tuple[int, int]) -> Problem:
+    s = problem.span
+    if s is None or base == (1, 1):
+        return problem
+    line, column = _moved(s.line, s.column, base)
+    end = _moved(s.end_line, s.end_column, base) if s.end_line is not None else (None, None)
+    return replace(problem, span=Span(s.source, line, column, *end))
 
 
 def parse_address(text: str, span: Span | None) -> tuple[Address | None, list[Problem]]:

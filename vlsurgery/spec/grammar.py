@@ -1,20 +1,18 @@
 """The grammar (``grammars/vls.lark``) as a parser, and its errors in our own words.
 
-The LALR parser is built once, on first use, and reused.  A syntax error does not stop the
-reader: :func:`blank` replaces the offending statement by spaces (so every position stays right)
-and the text is parsed again, so one run reports every broken statement; :func:`syntax_problem`
-says what was found and what the grammar expected there, in words rather than terminal names.
+The LALR parser is built once, on first use, and reused.  :func:`scan` finds the statement
+separators that the DSL reader's error recovery cuts the text at; :func:`syntax_problem` says what
+was found and what the grammar expected there, in words rather than terminal names;
+:func:`number_complaint` applies the language's numeric range (``LIMITS.number``).
 """
 
 from __future__ import annotations
-
-import re
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from vlsurgery import caches
-from vlsurgery.errors import Problem, Span
+from vlsurgery.errors import LIMITS, Problem, Span
 from vlsurgery.resources import grammar_path
 
 #: Words that start a declaration; everywhere else they are ordinary names.
@@ -69,6 +67,35 @@ def _found(token: Token) -> str:
     return f"{kind}'{token}'"
 
 
+NUMBER_RANGE = f"a number between -10**{len(str(LIMITS.number)) - 1} and 10**{len(str(LIMITS.number)) - 1}"
+
+
+def number_complaint(text: str, value=None) -> str | None:
+    """Why a number is refused, or None: written with more than ``LIMITS.number_text`` characters,
+    beyond ``LIMITS.number`` (integers and floats alike: inf and nan included), or a non-zero
+    float that rounds to 0.  ``value`` is the number ``text`` means (read from ``text`` if None)::
+
+        >>> number_complaint("1e400")
+        "the number '1e400' is out of range: it must be a finite number"
+        >>> number_complaint("-1" + "0" * 19)
+        "the number '-10000000000000000000' is out of range"
+        >>> number_complaint("96") is None
+        True
+    """
+    shown = text if len(text) <= 24 else f"{text[:16]}... ({len(text):,} characters)"
+    if len(text) > LIMITS.number_text:
+        return f"the number '{shown}' is too long"
+    if value is None:
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+    if not abs(value) < float("inf"):  # nan too
+        return f"the number '{shown}' is out of range: it must be a finite number"
+    if not abs(value) <= LIMITS.number:
+        return f"the number '{shown}' is out of range"
+    if value == 0 and isinstance(value, float) and any(c in "123456789" for c in text.lower().split("e")[0]):
+        return f"the number '{shown}' is too small: it rounds to 0"
+    return None
+
+
 def line_col(text: str, pos: int) -> tuple[int, int]:
     return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
@@ -107,6 +134,9 @@ def syntax_problem(e: UnexpectedInput, text: str, source) -> tuple[Problem, int]
     if token.type == "CHAR" and token == "$":
         message = "'$' must be followed by the name of a let binding"
         return Problem(message, span, expected=_expected(expected), hint="write $name, e.g. r=$r"), pos
+    if str(token) == ":" and "RSQB" in expected and ":" in text[max(0, text.rfind("[", 0, pos)):pos]:
+        return Problem("a layer range has no step", span, expected="']' to end the range (start:stop)",
+                       hint="list the layers instead: encoder[0,2,4] rather than encoder[0:6:2]"), pos
     if "COLON" in expected and token.type in ("NAME", "EQUAL"):
         hint = "a statement is `address: method key=value ...`; is the ':' after the address missing?"
     elif (token.type == "EQUAL" or (token.type == "CHAR" and token == "=")) and "NAME" in expected:
@@ -134,12 +164,3 @@ def scan(text: str) -> tuple[list[int], list[tuple[int, str]]]:
                 seps.append(i)
             i += 1
     return seps, comments
-
-
-def blank(text: str, pos: int, seps: list[int]) -> str:
-    """The text with the statement around ``pos`` replaced by spaces (new lines kept)."""
-    sep_set = set(seps)
-    before = [s for s in seps if s < pos]
-    start = (before[-1] + 1) if before else 0
-    end = pos if pos in sep_set else next((s for s in seps if s >= pos), len(text))
-    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]

@@ -2,7 +2,11 @@
 
 ``extends`` paths are looked up relative to the extending file, then in the shipped spec library
 (``vlsurgery.resources.spec_library()``), with ``.vls``, ``.yaml`` or ``.yml`` appended when the
-name has no suffix.  Merging a child over its base (recursively): lets by name, the child's value
+name has none of these suffixes; ``lib:NAME`` names a library spec only, here and in :func:`load`.
+An extends never reaches a file without a spec suffix, nor one whose real path (symlinks
+followed) lies outside the folder of the spec loaded, the library and the caller's ``roots``;
+files are read with a bound and only when regular (see :data:`vlsurgery.errors.LIMITS` and
+docs/limits.md).  Merging a child over its base (recursively): lets by name, the child's value
 winning; statements base-then-child (later statements override earlier ones, so the child's
 win); ``train`` targets unioned; backbone and projector taken from the child when it declares
 them.  Lets are bound late, after merging, so ``let r = 192`` in a child changes every ``$r`` of
@@ -13,11 +17,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import replace
 from pathlib import Path
 
-from vlsurgery.errors import Problem, Span, SpecError, SpecFileError, SpecSyntaxError, UsageError, did_you_mean
-from vlsurgery.resources import spec_library
+from vlsurgery.errors import LIMITS, Problem, Span, SpecError, SpecFileError, SpecSyntaxError, UsageError, did_you_mean
+from vlsurgery.resources import LIB, library_names, near_spec, read_file, spec_library, spec_names
 from vlsurgery.spec.dsl import parse_dsl
 from vlsurgery.spec.ir import Param, Ref, Spec
 from vlsurgery.spec.validate import validate
@@ -26,7 +31,6 @@ from vlsurgery.spec.yaml_form import parse_yaml
 FORMATS = ("dsl", "yaml")
 SUFFIXES = {".vls": "dsl", ".yaml": "yaml", ".yml": "yaml"}
 _YAML_START = re.compile(r"(---|\{\s*(\}|[\w\"']+\s*:)|(backbone|extends|let|projector|train|sites)\s*:)")
-_MAX_DEPTH = 64
 
 
 def guess_format(text: str, source: str | None = None) -> str:
@@ -53,21 +57,32 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
 
 
 def decode(data: bytes | str, source: str | None) -> str:
-    """Spec text from bytes: UTF-8 (a BOM is dropped); binary data and other encodings are errors."""
+    """Spec text from bytes: UTF-8 (a BOM is dropped); binary data and other encodings are errors
+    that point at the first byte that makes the data not UTF-8 text (a NUL, or an invalid byte)."""
     if isinstance(data, str):
         text = data
+        size = len(text) if len(text) > LIMITS.spec_bytes else len(text.encode("utf-8", "surrogatepass"))
     else:
-        if b"\0" in data:
-            raise SpecFileError.single(f"{source or 'the input'} is a binary file, not a spec",
-                                       Span(source, *_line_col(data, data.index(b"\0"))),
-                                       expected="UTF-8 text")
+        size = len(data)
+    if size > LIMITS.spec_bytes:
+        raise SpecFileError.single(f"{source or 'the input'} is {size:,} bytes: larger than a spec may be", None,
+                                   expected=f"at most {LIMITS.spec_bytes:,} bytes (docs/limits.md)")
+    if not isinstance(data, str):
+        nul = data.find(b"\0")
         try:
             text = data.decode("utf-8")
+            bad = None
         except UnicodeDecodeError as e:
-            span = Span(source, *_line_col(data, e.start))
-            raise SpecFileError.single(f"{source or 'the input'} is not UTF-8 text (byte 0x{data[e.start]:02x})",
-                                       span, text=data.decode("utf-8", "replace"), expected="UTF-8 text",
-                                       hint="save the file as UTF-8") from None
+            bad = e.start
+        if nul >= 0 and (bad is None or nul < bad):
+            raise SpecFileError.single(f"{source or 'the input'} is a binary file, not a spec (a NUL byte)",
+                                       Span(source, *_line_col(data, nul)), expected="UTF-8 text")
+        if bad is not None:
+            span = Span(source, *_line_col(data, bad))
+            raise SpecFileError.single(f"{source or 'the input'} is not UTF-8 text (byte 0x{data[bad]:02x})",
+                                       span, text=data[:bad].decode("utf-8", "replace"), expected="UTF-8 text",
+                                       hint=("it starts with a UTF-16 byte-order mark: " if data[:2] in
+                                             (b"\xff\xfe", b"\xfe\xff") else "") + "save the file as UTF-8")
     if "\0" in text:
         line = text.count("\n", 0, text.index("\0")) + 1
         raise SpecSyntaxError.single("the text contains NUL characters: binary data, not a spec",
@@ -115,7 +130,11 @@ def parse(text: str | bytes, source: str | None = None, format: str | None = Non
 
 
 def display_name(path: Path) -> str:
-    """A path as messages show it: relative to the working directory when it is below it."""
+    """A path as messages show it: ``lib:NAME`` in the shipped library, else relative to the
+    working directory when it is below it."""
+    library = _library()
+    if library is not None and _inside(os.path.realpath(path), [library]):
+        return LIB + Path(os.path.relpath(os.path.realpath(path), library)).as_posix()
     try:
         rel = os.path.relpath(path)
     except ValueError:  # another drive on Windows
@@ -123,40 +142,64 @@ def display_name(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def read_file(path: Path, source: str) -> bytes:
+def _library() -> str | None:
     try:
-        return path.read_bytes()
+        return os.path.realpath(spec_library())
     except FileNotFoundError:
-        siblings = [p.name for p in path.parent.glob("*")] if path.parent.is_dir() else []
-        raise SpecFileError.single(f"no such spec file: {source}", None, expected="an existing .vls or .yaml file",
-                                   hint=did_you_mean(path.name, siblings)) from None
-    except IsADirectoryError:
-        raise SpecFileError.single(f"{source} is a directory, not a spec file", None) from None
-    except OSError as e:
-        raise SpecFileError.single(f"cannot read {source}: {e.strerror or e}", None) from None
+        return None
 
 
-def find_extends(name: str, base_dir: Path) -> tuple[Path | None, list[Path]]:
-    """The file an ``extends`` names, and the places looked in."""
-    library = spec_library() if _has_library() else None
-    roots = [base_dir] + ([library] if library else [])
-    suffixes = [""] if Path(name).suffix else ["", ".vls", ".yaml", ".yml"]
-    looked = []
-    for root in roots:
-        for suffix in suffixes:
-            candidate = (root / (name + suffix)) if not os.path.isabs(name) else Path(name + suffix)
-            looked.append(candidate)
-            if candidate.is_file():
-                return candidate, looked
-    return None, looked
+def _inside(real: str, roots) -> bool:
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
-def _has_library() -> bool:
-    try:
-        spec_library()
-        return True
-    except FileNotFoundError:
-        return False
+def _candidates(name: str) -> list[str]:
+    """The file names an extends name may mean: as written when it has a spec suffix, else with
+    each spec suffix appended.  A name never means a file without a spec suffix."""
+    if os.path.splitext(name)[1].lower() in SUFFIXES:
+        return [name]
+    return [name + suffix for suffix in SUFFIXES]
+
+
+def _name_problem(name: str) -> str | None:
+    if not name or len(name) > LIMITS.extends_name or any(len(part) > 255 for part in re.split(r"[/\\]", name)):
+        return (f"a path of 1 to {LIMITS.extends_name} characters whose parts are at most 255 characters"
+                if name else "a file name")
+    if "\0" in name:
+        return "a path without NUL characters"
+    return None
+
+
+def find_extends(name: str, base_dir: Path, roots=()) -> tuple[Path | None, list[Path], bool]:
+    """The file an ``extends`` names, the places looked in, and whether a place was refused.
+
+    Looked up: ``lib:NAME`` in the shipped library only; any other name relative to ``base_dir``,
+    then in the library.  A place is used only when its real path (symlinks followed) lies inside
+    one of ``roots`` or the library; see docs/limits.md.
+    """
+    library = _library()
+    allowed = [os.path.realpath(r) for r in roots] + ([library] if library else [])
+    if name.startswith(LIB):
+        places = [Path(library)] if library else []
+        name = name[len(LIB):]
+    else:
+        places = [base_dir] + ([Path(library)] if library else [])
+    looked, refused = [], False
+    for place in places:
+        for candidate in _candidates(name):
+            path = Path(candidate) if os.path.isabs(candidate) else place / candidate
+            if not _inside(os.path.realpath(path), allowed):
+                refused |= place is places[0]  # the library fallback of a '../' name is no refusal
+                continue
+            looked.append(path)
+            try:
+                if stat.S_ISREG(os.stat(path).st_mode):
+                    return path, looked, refused
+            except OSError:
+                continue
+        if os.path.isabs(name):
+            break
+    return None, looked, refused
 
 
 def merge(base: Spec, child: Spec) -> Spec:
@@ -171,7 +214,8 @@ def merge(base: Spec, child: Spec) -> Spec:
 
 
 class _Loader:
-    def __init__(self):
+    def __init__(self, roots):
+        self.roots = roots
         self.texts: dict = {}
         self.problems: list[Problem] = []
         self.syntax_failed = False
@@ -179,14 +223,15 @@ class _Loader:
         self.chain: list[str] = []  # the display names of the files being loaded, outermost first
 
     def load(self, path: Path, source: str, chain: tuple[Path, ...], at: Span | None = None) -> Spec | None:
-        resolved = path.resolve()
+        resolved = Path(os.path.realpath(path))
         if resolved in chain:
             names = [display_name(p) for p in chain[chain.index(resolved):]] + [display_name(resolved)]
             self.problems.append(Problem("extends cycle: " + " -> ".join(names), at,
                                          expected="a chain of extends that ends in a spec without extends"))
             return None
-        if len(chain) > _MAX_DEPTH:
-            self.problems.append(Problem(f"extends chain deeper than {_MAX_DEPTH} files", at))
+        if len(chain) >= LIMITS.extends_depth:
+            self.problems.append(Problem(f"extends chain longer than {LIMITS.extends_depth} files", at,
+                                         expected=f"at most {LIMITS.extends_depth} files (docs/limits.md)"))
             return None
         try:
             data = read_file(path, source)
@@ -204,33 +249,74 @@ class _Loader:
         self.problems += problems
         if spec.extends is None:
             return spec
-        where = meta.get("extends")
-        found, looked = find_extends(spec.extends, path.parent)
-        if found is None:
-            dirs = list(dict.fromkeys(display_name(p.parent) for p in looked))
+        base = self.extends(spec.extends, path.parent, chain + (resolved,), meta.get("extends"))
+        if base is None:
+            return None
+        merged = merge(base, spec)
+        if len(merged.statements) > LIMITS.statements:
+            self.problems.append(Problem(f"with what it extends, the design has {len(merged.statements):,} statements",
+                                         meta.get("extends"), expected=f"at most {LIMITS.statements:,} "
+                                         "statements in one design (docs/limits.md)"))
+            return None
+        return merged
+
+    def extends(self, name: str, folder: Path, chain, where) -> Spec | None:
+        wrong = _name_problem(name)
+        if wrong:
+            shown = name if len(name) <= 60 else name[:40] + f"... ({len(name):,} characters)"
+            self.problems.append(Problem(f"extends {shown!r} is not a usable name", where, expected=wrong))
             self.file_failed = True
-            self.problems.append(Problem(f"extends {spec.extends!r}: no such spec", where,
+            return None
+        found, looked, refused = find_extends(name, folder, self.roots)
+        if found is None:
+            self.file_failed = True
+            if refused:
+                self.problems.append(Problem(
+                    f"extends {name!r}: outside the places a spec may extend", where,
+                    expected="a path inside this spec's folder (the folder of the spec checked, and below), "
+                             f"a name in the shipped library ({LIB}NAME) or a root the caller allows",
+                    hint="see docs/limits.md; `vlsurgery specs` lists the library"))
+                return None
+            dirs = list(dict.fromkeys(display_name(p.parent) for p in looked))
+            names = spec_names(folder) + [LIB + n for n in library_names()] + list(library_names())
+            self.problems.append(Problem(f"extends {name!r}: no such spec", where,
                                          expected="a path relative to this file or a name in the spec library "
                                                   f"(looked in: {', '.join(dirs)})",
-                                         hint=_near_spec(spec.extends, looked)))
+                                         hint=near_spec(name.removeprefix(LIB), names)))
             return None
-        base = self.load(found, display_name(found), chain + (resolved,), where)
-        return None if base is None else merge(base, spec)
+        return self.load(found, display_name(found), chain, where)
 
 
-def _near_spec(name: str, looked: list[Path]) -> str | None:
-    names = set()
-    for root in {p.parent for p in looked}:
-        if root.is_dir():
-            names.update(str(p.relative_to(root)) for p in root.rglob("*") if p.suffix in SUFFIXES)
-    return did_you_mean(name, names)
+def _roots(path: Path, roots) -> list[str]:
+    return [os.path.dirname(os.path.realpath(path))] + [os.fspath(r) for r in roots]
 
 
-def load_with_problems(path: str | os.PathLike) -> tuple[Spec, list[Problem], dict, list[str]]:
+def spec_path(name: str | os.PathLike) -> tuple[Path, str]:
+    """The file a command-line name means, and its display name: ``lib:NAME`` is a spec of the
+    shipped library (a SpecFileError when there is none), anything else a path as it is."""
+    source = os.fspath(name)
+    if not source.startswith(LIB):
+        return Path(source), source
+    found = None if _name_problem(source) else find_extends(source, Path("."))[0]
+    if found is None:
+        raise SpecFileError.single(f"no such spec in the shipped library: {source}", None,
+                                   expected="a name that `vlsurgery specs` lists, e.g. lib:examples/demo.vls",
+                                   hint=near_spec(source[len(LIB):], library_names()))
+    return found, display_name(found)
+
+
+def load_with_problems(path: str | os.PathLike, roots=()) -> tuple[Spec, list[Problem], dict, list[str]]:
     """``load`` that also returns warnings, the source texts and the extends chain (for ``check``)."""
-    loader = _Loader()
     source = os.fspath(path)
-    spec = loader.load(Path(source), source, ())
+    if "\0" in source:
+        raise SpecFileError.single("a spec path cannot contain a NUL character", None, expected="a file name")
+    if source.startswith(LIB):
+        loader = _Loader(roots)
+        found, shown = spec_path(source)
+        spec = loader.load(found, shown, ())
+    else:
+        loader = _Loader(_roots(Path(source), roots))
+        spec = loader.load(Path(source), source, ())
     errors = [p for p in loader.problems if p.severity == "error"]
     if spec is not None and not errors:
         loader.problems = validate(spec)  # the merged design, lets bound: refs and cross-field rules
@@ -240,9 +326,14 @@ def load_with_problems(path: str | os.PathLike) -> tuple[Spec, list[Problem], di
     return spec, [p for p in loader.problems if p.severity != "error"], loader.texts, loader.chain
 
 
-def load(path: str | os.PathLike) -> Spec:
-    """The spec in a file, ``extends`` merged (see the module docstring), validated."""
-    return load_with_problems(path)[0]
+def load(path: str | os.PathLike, *, roots=()) -> Spec:
+    """The spec in a file, ``extends`` merged (see the module docstring), validated.
+
+    ``path`` is a file, or ``lib:NAME`` for a spec of the shipped library
+    (``lib:paper/bart-base/vl-pet-large.vls``; the suffix may be left out).  ``roots`` are further
+    folders whose specs an ``extends`` may name (docs/limits.md).
+    """
+    return load_with_problems(path, roots)[0]
 
 
 def resolve_lets(spec: Spec) -> Spec:

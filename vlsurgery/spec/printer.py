@@ -1,4 +1,5 @@
-"""IR -> canonical DSL text.  ``parse(dumps_dsl(spec)) == spec`` for every Spec.
+"""IR -> canonical text: DSL (:func:`dumps_dsl`) and YAML (:func:`dumps_yaml`); parsing the
+text gives back an equal Spec.
 
 Canonical layout: ``backbone`` and ``extends``; the lets; ``projector`` and one ``train`` line;
 then the statements in order, one per line; a blank line between these groups.  Within a line
@@ -12,8 +13,11 @@ the declaration that follows it (or that ends on its line), which is what ``vlsu
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+
+import yaml
 
 from vlsurgery.spec.dsl import quote
 from vlsurgery.spec.grammar import KEYWORDS
@@ -21,6 +25,7 @@ from vlsurgery.methods.params import CALL, call_text
 from vlsurgery.spec.ir import Address, Index, Param, Ref, Segment, Spec, Statement
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?")
 _BARE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@+:-]*")
 
 
@@ -124,20 +129,38 @@ def _attach(groups, comments):
     leading: dict = {}
     trailing: dict = {}
     rest = []
-    first_line = min((e[0] for e in elements), default=None)
+    elements.sort()
+    firsts = [e[0] for e in elements]
+    several = [e for e in elements if e[1] > e[0]]  # elements over several lines (a few at most)
+    first_line = firsts[0] if firsts else None
     for line, text in sorted(comments):
         if first_line is not None and line < first_line:  # the file's header stays on top
             leading.setdefault((0, 0), []).append(text)
             continue
-        same = [e for e in elements if e[0] <= line <= e[1]]
-        after = [e for e in elements if e[0] > line]
+        lo, hi = bisect.bisect_left(firsts, line), bisect.bisect_right(firsts, line)
+        same = elements[lo:hi] + [e for e in several if e[0] <= line <= e[1]]
         if same:
             trailing.setdefault(min(same)[2:], []).append(text)
-        elif after:
-            leading.setdefault(min(after)[2:], []).append(text)
+        elif hi < len(elements):  # the first element written after the comment
+            leading.setdefault(elements[hi][2:], []).append(text)
         else:
             rest.append(text)
     return leading, trailing, rest
+
+
+def _comment_columns(g, group, leading, trailing) -> list[int]:
+    """Trailing comments of consecutive lines line up: each run of lines that all have one (not
+    broken by a comment line) pads its texts to the longest of them."""
+    width = [0] * len(group)
+    run: list[int] = []
+    for k in range(len(group) + 1):
+        if k < len(group) and (g, k) in trailing and not (run and (g, k) in leading):
+            run.append(k)
+            continue
+        for j in run:
+            width[j] = max(len(group[i][0]) for i in run)
+        run = [k] if k < len(group) and (g, k) in trailing else []
+    return width
 
 
 def dumps_dsl(spec: Spec, comments: list[tuple[int, str]] | None = None, spans: dict | None = None) -> str:
@@ -157,13 +180,82 @@ def dumps_dsl(spec: Spec, comments: list[tuple[int, str]] | None = None, spans: 
     for g, group in enumerate(groups):
         if g:
             out.append("")
+        width = _comment_columns(g, group, leading, trailing)
         for k, (text, _) in enumerate(group):
             out += leading.get((g, k), [])
-            out.append("  ".join([text] + trailing.get((g, k), [])))
+            tail = trailing.get((g, k))
+            out.append(text.ljust(width[k]) + "  " + "  ".join(tail) if tail else text)
     if rest:
         out += ([""] if out else []) + rest
     return "\n".join(out) + "\n" if out else ""
 
 
-__all__ = ["KEYWORDS", "address_text", "dumps_dsl", "params_text", "segment_text", "statement_text",
+# --------------------------------------------------------------------------------------------
+# YAML
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+
+
+def _yaml_str(text: str) -> str:
+    """A YAML scalar that reads back as exactly this text (never as a number, bool or $ref)."""
+    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text and not _FLOAT.fullmatch(text):
+        return text
+    out = []
+    for ch in text:
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch.isprintable() and ch not in "\x85\u2028\u2029\ufeff":
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def yaml_value(value) -> str:
+    text = scalar_text(value)
+    if text is None:
+        return _yaml_str(value)
+    if isinstance(value, float) and "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")  # YAML 1.1 reads 1e-05 as a string, 1.0e-05 as a number
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _params(params, indent) -> list[str]:
+    return [f"{indent}{p.key}: {yaml_value(p.value)}" for p in params]
+
+
+def dumps_yaml(spec: Spec) -> str:
+    """Canonical YAML text of a spec; parsing it gives back an equal Spec."""
+    out = []
+    if spec.backbone is not None:
+        out.append(f"backbone: {_yaml_str(spec.backbone)}")
+    if spec.extends is not None:
+        out.append(f"extends: {_yaml_str(spec.extends)}")
+    if spec.lets:
+        out += ["let:"] + _params(spec.lets, "  ")
+    if spec.projector is not None:
+        out += ["projector:"] + _params(spec.projector.params, "  ") if spec.projector.params else ["projector: {}"]
+    if spec.train:
+        out += ["train:"] + [f"  - {_yaml_str(address_text(a))}" for a in spec.train]
+    if spec.statements:
+        out.append("sites:")
+        for stmt in spec.statements:
+            out.append(f"  - at: {_yaml_str(address_text(stmt.target))}")
+            if stmt.method is not None:
+                out.append(f"    method: {_yaml_str(stmt.method)}")
+            out += _params(stmt.params, "    ")
+    return "\n".join(out) + "\n" if out else "{}\n"
+
+
+__all__ = ["KEYWORDS", "address_text", "dumps_dsl", "dumps_yaml", "params_text", "segment_text", "statement_text",
            "value_text", "word_text"]

@@ -2,7 +2,9 @@
 
 It shows what the design *means*: parameters with their canonical values (``middleY`` ->
 ``vector``, ``$r`` -> its value), the defaults a statement leaves to the schema (marked as
-defaults), and for every statement the earlier statements it may override::
+defaults), and for every statement the earlier statements it may override (the first
+:data:`~vlsurgery.spec.validate.LISTED`, then how many more: a spec of a thousand statements on one
+site prints a thousand short entries, not half a million)::
 
     backbone   bart-base
     lets       r = 96
@@ -18,9 +20,9 @@ defaults), and for every statement the earlier statements it may override::
 from __future__ import annotations
 
 from vlsurgery.methods.params import DEFAULT_METHOD, METHOD_PARAMS, ProjectorParams, schema
-from vlsurgery.spec import addresses
 from vlsurgery.spec.ir import Ref, Spec, Statement
 from vlsurgery.spec.printer import address_text, value_text
+from vlsurgery.spec.validate import LISTED, Overlaps
 
 _GATE_ONLY_MATRIX = ("gate_r", "gate_init")
 
@@ -74,6 +76,17 @@ def _params_lines(params_cls, params, lets, indent, *, methodless=False) -> list
     return lines
 
 
+def effect(earlier_method: str | None, later_method: str | None) -> str:
+    """What a later statement does to an earlier one's configuration on the sites they share."""
+    if later_method == "none":
+        return "removes"
+    if later_method is None or later_method == earlier_method:
+        return "merges into"
+    if earlier_method is None:
+        return "merges into or replaces"
+    return "replaces"
+
+
 def _where(stmt: Statement) -> str:
     s = stmt.span
     return f"{s.source or '<string>'}:{s.line}" if s else "<built>"
@@ -81,7 +94,7 @@ def _where(stmt: Statement) -> str:
 
 def _statement_lines(spec: Spec, lets) -> list[str]:
     out = []
-    overlaps = addresses.earlier_overlaps(spec.statements)
+    overlaps = Overlaps(spec.statements)
     for i, stmt in enumerate(spec.statements):
         head = f"  #{i + 1}  {_where(stmt)}  {address_text(stmt.target)}: "
         if stmt.method is None:
@@ -95,13 +108,17 @@ def _statement_lines(spec: Spec, lets) -> list[str]:
             params_cls = METHOD_PARAMS.get(stmt.method, (None,))[0]
         out.append(head)
         out += _params_lines(params_cls, stmt.params, lets, "        ", methodless=stmt.method is None)
-        for j, verdict in overlaps[i]:
+        for j, verdict in overlaps.earlier[i]:
             earlier = spec.statements[j]
-            effect = addresses.effect(earlier.method, stmt.method)
+            how = effect(earlier.method, stmt.method)
             if verdict == "yes":
-                out.append(f"        overrides #{j + 1} {_where(earlier)} ({effect})")
+                out.append(f"        overrides #{j + 1} {_where(earlier)} ({how})")
             else:
-                out.append(f"        may overlap #{j + 1} {_where(earlier)} ({effect}; depends on the number of layers)")
+                out.append(f"        may overlap #{j + 1} {_where(earlier)} ({how}; depends on the number of layers)")
+        more = overlaps.count[i] - len(overlaps.earlier[i])
+        if more:
+            out.append(f"        and {more} more earlier statement{'s' if more > 1 else ''} it may override "
+                       f"(only the first {LISTED} are listed)")
     return out
 
 

@@ -1,4 +1,5 @@
-"""The YAML form of a spec: reader (YAML node graph -> IR) and canonical writer.
+"""The YAML form of a spec: the reader (YAML node graph -> IR); the writer is
+:func:`vlsurgery.spec.printer.dumps_yaml`.
 
 The reader never constructs Python objects from YAML: it composes the node graph with PyYAML's
 SafeLoader (node marks give every line and column), checks duplicate keys and tags itself, and
@@ -6,23 +7,26 @@ converts scalars by their resolved tag.  Only plain data is allowed: tags that w
 (``!!python/object``, custom ``!tags``, ``!!binary``, ``!!set``...) are errors.
 
 A plain scalar ``$r`` is a reference; a quoted ``"$r"`` is the text ``$r``.  ``1e-3`` is a
-number here too (PyYAML alone would read it as text, following YAML 1.1).
+number here too (PyYAML alone would read it as text, following YAML 1.1).  The node graph is
+built from PyYAML's events without recursion (:func:`compose`): nesting deeper than
+``LIMITS.yaml_depth``, aliases (``*name``) and a second document are errors, and so are numbers
+outside the language's range (``LIMITS.number``), as in the DSL.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
 import re
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from vlsurgery.errors import Problem, Span, did_you_mean
+from vlsurgery.errors import LIMITS, Problem, Span, did_you_mean
+from vlsurgery.methods.params import CALL, METHOD_PARAMS, schema
 from vlsurgery.spec import dsl
+from vlsurgery.spec.grammar import NUMBER_RANGE, number_complaint
 from vlsurgery.spec.ir import Param, Projector, Ref, Spec, Statement
-from vlsurgery.spec.printer import address_text, scalar_text
 
 TOP_KEYS = ("backbone", "extends", "let", "projector", "train", "sites")
 _TAG = "tag:yaml.org,2002:"
@@ -30,6 +34,8 @@ _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "times
 _FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?")
 _REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ALIAS_HINT = "quote a value that starts with '*': at: \"*.ffn\" (YAML reads a plain *name as an alias)"
 
 
 class _Lines:
@@ -75,7 +81,7 @@ class _Reader:
         if not isinstance(node, MappingNode):
             self.error(f"{what} must be a mapping", node, expected="key: value pairs")
             return []
-        if not self.tag_ok(node):
+        if not self.tag_ok(node) or not self.bounded(node, what):
             return []
         out, seen = [], {}
         for key_node, value_node in node.value:
@@ -109,23 +115,33 @@ class _Reader:
                 return None
             if tag == "bool":
                 return SafeConstructor().construct_yaml_bool(node)
-            if tag == "int":
-                return SafeConstructor().construct_yaml_int(node)
-            if tag == "float":
-                value = SafeConstructor().construct_yaml_float(node)
-                if not math.isfinite(value):
-                    self.error(f"{what} must be a finite number", node, expected="a finite number")
-                    return None
-                return value
-        except (ConstructorError, ValueError):
-            self.error(f"{what}: cannot read {text!r}", node)
+            if tag in ("int", "float"):
+                if len(text) > LIMITS.number_text:  # before reading it: long digit strings cost
+                    return self.number(text, None, node)
+                value = getattr(SafeConstructor(), f"construct_yaml_{tag}")(node)
+                return self.number(text, value if tag == "int" else float(value), node)
+        except (ConstructorError, ValueError, OverflowError):
+            self.error(f"{what}: cannot read {text[:40]!r}", node)
+            return None
+        if _SURROGATE.search(text):
+            self.error(f"{what} contains an invalid character (a lone surrogate)", node, expected="text")
             return None
         if node.style is None and refs and _REF.fullmatch(text):
             return Ref(text[1:], span=self.span(node))
         if node.style is None and tag == "str" and _FLOAT.fullmatch(text) and re.search(r"[eE]", text):
-            value = float(text)
-            return value if math.isfinite(value) else text
+            return self.number(text, None, node)
+        call = CALL.fullmatch(text) if len(text) <= 2 * LIMITS.number_text else None
+        if call and number_complaint(call.group(2)):
+            return self.number(call.group(2), None, node)
         return text
+
+    def number(self, text, value, node):
+        """``value`` (read from ``text`` when None), or None after reporting it out of range."""
+        complaint = number_complaint(text.replace("_", ""), value)
+        if complaint:
+            self.error(complaint, node, expected=NUMBER_RANGE, hint="see docs/limits.md")
+            return None
+        return float(text) if value is None else value
 
     def text(self, node, what):
         value = self.scalar(node, what, refs=False)
@@ -195,7 +211,16 @@ class _Reader:
         if not isinstance(node, SequenceNode):
             self.error(f"{what} must be a list", node, expected="a list (- item per line, or [a, b])")
             return []
-        return node.value if self.tag_ok(node) else []
+        return node.value if self.tag_ok(node) and self.bounded(node, what) else []
+
+    def bounded(self, node, what) -> bool:
+        """False (reported) when a list or mapping has more than ``LIMITS.statements`` entries."""
+        if len(node.value) <= LIMITS.statements:
+            return True
+        item = node.value[LIMITS.statements]
+        self.error(f"{what} has {len(node.value):,} entries", item if isinstance(item, Node) else item[0],
+                   expected=f"at most {LIMITS.statements:,} (docs/limits.md)")
+        return False
 
     def lets(self, node) -> tuple[Param, ...]:
         out = []
@@ -217,7 +242,17 @@ class _Reader:
             return None
         method_node = next((v for k, _, v in pairs if k == "method"), None)
         method = self.text(method_node, "method") if method_node is not None else None
-        params = self.params([p for p in pairs if p[0] not in ("at", "method")], "site")
+        rest = []
+        for key, key_node, value_node in pairs:
+            if key in ("at", "method"):
+                continue
+            near = did_you_mean(key, ("at", "method"))
+            if near and key not in _param_names():
+                self.error(f"unknown key '{key}' in a site", key_node,
+                           expected="at, method and the method's parameters", hint=near)
+                continue
+            rest.append((key, key_node, value_node))
+        params = self.params(rest, "site")
         address = self.address(at, "at")
         if address is None:
             return None
@@ -225,22 +260,100 @@ class _Reader:
                          method_span=self.span(method_node) if method_node is not None else None)
 
 
+def _param_names() -> set[str]:
+    return {key for cls, _ in METHOD_PARAMS.values() for key in schema(cls)}
+
+
 def _is_null(node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == _TAG + "null"
 
 
-def _yaml_problem(e: yaml.YAMLError, source, lines: _Lines, text: str) -> Problem:
+class Refused(Exception):
+    """YAML that the spec reader refuses (too deep, an alias, two documents), with its place."""
+
+    def __init__(self, message, mark, hint=None):
+        super().__init__(message)
+        self.message, self.mark, self.hint = message, mark, hint
+
+
+_RESOLVER = yaml.SafeLoader("")  # only its resolve(): the tag a plain scalar, list or mapping gets
+
+
+def _attach(stack, node):
+    parent = stack[-1]
+    if isinstance(parent, SequenceNode):
+        parent.value.append(node)
+    elif parent.value and len(parent.value[-1]) == 1:  # the value of the last key
+        parent.value[-1] = (parent.value[-1][0], node)
+    else:
+        parent.value.append((node,))
+
+
+def compose(text: str) -> Node | None:
+    """The node graph of a one-document YAML text, built from the parser's events without recursion.
+
+    Raises :class:`Refused` for nesting deeper than ``LIMITS.yaml_depth``, for an alias and for a
+    second document, and PyYAML's errors for text that is not YAML.
+    """
+    root, stack, documents = None, [], 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise Refused("not valid YAML: a spec is a single document, this is a second", event.start_mark,
+                              "remove the second '---' and what follows it")
+        elif isinstance(event, yaml.AliasEvent):
+            parent = stack[-1] if stack else None
+            if isinstance(parent, MappingNode) and parent.value and len(parent.value[-1]) == 1 \
+                    and parent.value[-1][0].tag == _TAG + "merge":
+                raise Refused("merge keys (<<) are not supported", parent.value[-1][0].start_mark,
+                              "use `extends` to build on a spec")
+            raise Refused(f"YAML aliases (*{event.anchor}) are not supported", event.start_mark, _ALIAS_HINT)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            stack.pop().end_mark = event.end_mark
+        elif isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            scalar = isinstance(event, yaml.ScalarEvent)
+            cls = ScalarNode if scalar else SequenceNode if isinstance(event, yaml.SequenceStartEvent) else MappingNode
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = _RESOLVER.resolve(cls, event.value if scalar else None, event.implicit)
+            if scalar:
+                node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            else:
+                if len(stack) >= LIMITS.yaml_depth:
+                    raise Refused(f"lists and mappings nested more than {LIMITS.yaml_depth} deep", event.start_mark,
+                                  "a spec needs four levels: the spec, sites, a site, a value (docs/limits.md)")
+                node = cls(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            if stack:
+                _attach(stack, node)
+            else:
+                root = node
+            if not scalar:
+                stack.append(node)
+    return root
+
+
+def _yaml_problem(e: Exception, source, lines: _Lines, text: str) -> Problem:
+    if isinstance(e, Refused):
+        return Problem(e.message, Span(source, *lines.at(e.mark.index)), hint=e.hint)
+    if not isinstance(e, yaml.YAMLError):  # PyYAML's scanner lets chr() fail on "\U00110000"
+        bad = next((m for m in re.finditer(r"\\U([0-9A-Fa-f]{8})", text) if int(m.group(1), 16) > 0x10FFFF), None)
+        return Problem("an escape in a string is not a valid character" if bad else "the text is not readable as YAML",
+                       Span(source, *lines.at(bad.start())) if bad else None,
+                       expected="\\U followed by at most 0010FFFF" if bad else None)
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     if mark is not None and mark.index >= len(text.rstrip()) and getattr(e, "context_mark", None):
         mark = e.context_mark  # "unexpected end": show where the unclosed thing opened
     span = Span(source, *lines.at(mark.index)) if mark else None
     if isinstance(e, yaml.reader.ReaderError):
         span = Span(source, *lines.at(e.position))
-    if isinstance(e, yaml.reader.ReaderError):
         return Problem(f"the text contains a character YAML does not allow: {chr(e.character)!r}"
                        if isinstance(e.character, int) else "the text is not readable as YAML", span)
-    message = getattr(e, "problem", None) or str(e)
     context = getattr(e, "context", None)
+    if context == "while scanning an alias":
+        return Problem("not valid YAML: '*' starts an alias here", Span(source, *lines.at(e.context_mark.index)),
+                       hint=_ALIAS_HINT)
+    message = getattr(e, "problem", None) or str(e)
     return Problem(f"not valid YAML: {message}", span, hint=context)
 
 
@@ -251,78 +364,11 @@ def parse_yaml(text: str, source: str | None = None, meta: dict | None = None) -
     """
     lines = _Lines(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
+        root = compose(text)
+    except (yaml.YAMLError, Refused, ValueError, OverflowError) as e:
         return Spec(source=source), [_yaml_problem(e, source, lines, text)]
     reader = _Reader(source, lines)
     spec = reader.spec(root)
     if meta is not None:
         meta.update(reader.meta)
     return spec, reader.problems
-
-
-# --------------------------------------------------------------------------------------------
-# Writer
-
-
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
-
-
-def _yaml_str(text: str) -> str:
-    """A YAML scalar that reads back as exactly this text (never as a number, bool or $ref)."""
-    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text and not _FLOAT.fullmatch(text):
-        return text
-    out = []
-    for ch in text:
-        if ch in '\\"':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch.isprintable() and ch not in "\x85\u2028\u2029\ufeff":
-            out.append(ch)
-        elif ord(ch) <= 0xFF:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return '"' + "".join(out) + '"'
-
-
-def yaml_value(value) -> str:
-    text = scalar_text(value)
-    if text is None:
-        return _yaml_str(value)
-    if isinstance(value, float) and "e" in text and "." not in text.split("e")[0]:
-        mantissa, exponent = text.split("e")  # YAML 1.1 reads 1e-05 as a string, 1.0e-05 as a number
-        text = f"{mantissa}.0e{exponent}"
-    return text
-
-
-def _params(params, indent) -> list[str]:
-    return [f"{indent}{p.key}: {yaml_value(p.value)}" for p in params]
-
-
-def dumps_yaml(spec: Spec) -> str:
-    """Canonical YAML text of a spec; parsing it gives back an equal Spec."""
-    out = []
-    if spec.backbone is not None:
-        out.append(f"backbone: {_yaml_str(spec.backbone)}")
-    if spec.extends is not None:
-        out.append(f"extends: {_yaml_str(spec.extends)}")
-    if spec.lets:
-        out += ["let:"] + _params(spec.lets, "  ")
-    if spec.projector is not None:
-        out += ["projector:"] + _params(spec.projector.params, "  ") if spec.projector.params else ["projector: {}"]
-    if spec.train:
-        out += ["train:"] + [f"  - {_yaml_str(address_text(a))}" for a in spec.train]
-    if spec.statements:
-        out.append("sites:")
-        for stmt in spec.statements:
-            out.append(f"  - at: {_yaml_str(address_text(stmt.target))}")
-            if stmt.method is not None:
-                out.append(f"    method: {_yaml_str(stmt.method)}")
-            out += _params(stmt.params, "    ")
-    return "\n".join(out) + "\n" if out else "{}\n"

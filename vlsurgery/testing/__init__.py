@@ -32,6 +32,16 @@ Assertions (AssertionError with the spec's canonical text on failure):
 :func:`assert_diff_laws`.
 """
 
+try:
+    import hypothesis  # noqa: F401  (the test extra; say so instead of a bare ModuleNotFoundError)
+except ModuleNotFoundError as e:
+    if e.name != "hypothesis":
+        raise
+    from vlsurgery.errors import MissingExtraError
+
+    raise MissingExtraError("vlsurgery.testing needs the 'test' extra (hypothesis), which is not installed: "
+                            "pip install 'vlsurgery[test]'", name="hypothesis") from None
+
 from vlsurgery.testing.assertions import (assert_counts_match, assert_diff_laws, assert_dsl_yaml_agree,
                                           assert_roundtrip, spec_text)
 from vlsurgery.testing.backbones import FAMILIES, backbones

@@ -13,11 +13,14 @@ Attention projections map d_model -> n_heads * d_kv, which need not equal d_mode
 scale without bias or mean subtraction; there are no biases anywhere.  Only block 0 of each stack has
 the relative position bias table.
 
-Tied output embedding: transformers 5 always ties ``lm_head`` to ``shared`` when building from a
-config, but ``from_pretrained`` unties them when a v1.1 / Flan-T5 checkpoint stores a separate
-``lm_head`` (its config says ``tie_word_embeddings: false``, kept by T5Config as
-``scale_decoder_outputs = False``).  vlsurgery counts the model as loaded from its checkpoint, so
-such configs count ``lm_head.weight`` separately.
+Tied output embedding, as transformers 5 builds T5: ``T5Config`` turns a saved
+``tie_word_embeddings: false`` into ``scale_decoder_outputs = False`` and always sets
+``tie_word_embeddings = True``, so ``from_config`` always ties ``lm_head`` to ``shared`` (and
+``save_pretrained`` then stores no ``lm_head``); ``from_pretrained`` unties it exactly when the
+checkpoint stores its own ``lm_head.weight`` (the v1.1 and Flan-T5 checkpoints on the hub).  So a
+config counts tied; a preset, which describes a hub checkpoint, counts ``lm_head`` when its JSON
+says ``tie_word_embeddings: false``; and for a local directory the backbone loader looks in the
+weight files (``Family.lm_head_from_checkpoint``).
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from vlsurgery.profiles.profile import ENCODER_DECODER, Family, Norm, Profile, S
 
 
 def untied_lm_head(config) -> bool:
-    """Whether a checkpoint of this config carries an ``lm_head`` separate from ``shared``."""
-    if getattr(config, "scale_decoder_outputs", None) is False:      # transformers >= 5
-        return True
-    return getattr(config, "tie_word_embeddings", True) is False       # transformers 4.x
+    """Whether the model of this config has an ``lm_head`` separate from ``shared``: only when the
+    config still says ``tie_word_embeddings: false``, which a preset's JSON does for an untied hub
+    checkpoint and a transformers 5 ``T5Config`` never does (it forces True)."""
+    return getattr(config, "tie_word_embeddings", True) is False
 
 
 def _attention(name: str, index: int, module: str) -> Sublayer:
@@ -88,7 +91,8 @@ def _make(config, *, family: str, model_class: str) -> Profile:
 
 
 def _family(name: str, model_class: str) -> Family:
-    return Family(name, (name,), ENCODER_DECODER, lambda config: _make(config, family=name, model_class=model_class))
+    return Family(name, (name,), ENCODER_DECODER, lambda config: _make(config, family=name, model_class=model_class),
+                  lm_head_from_checkpoint=True)
 
 
 T5 = _family("t5", "T5ForConditionalGeneration")
