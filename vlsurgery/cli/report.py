@@ -15,9 +15,14 @@ def heading(what: str, plan, title: str | None) -> str:
 
 
 def _projector_text(params) -> str:
-    """Its sizes, and the initialisers that are not ``default``."""
-    return " ".join(f"{k}={v}" for k, v in params_dict(params).items()
-                    if not (k.startswith("init_") and v == "default"))
+    """Its sizes, and the initialisers that are not ``default`` (one ``init=`` when all agree)."""
+    values = params_dict(params)
+    inits = {k: v for k, v in values.items() if k.startswith("init_")}
+    parts = [f"{k}={v}" for k, v in values.items() if k not in inits]
+    if len(set(inits.values())) == 1:
+        value = next(iter(inits.values()))
+        return " ".join(parts + ([f"init={value}"] if value != "default" else []))
+    return " ".join(parts + [f"{k}={v}" for k, v in inits.items() if v != "default"])
 
 
 def render_plan(plan, count, title: str | None = None) -> str:

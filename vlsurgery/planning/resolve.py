@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from vlsurgery.errors import ResolutionError, nearest
 from vlsurgery.methods import registry
-from vlsurgery.methods.params import DEFAULT_METHOD, METHOD_PARAMS, ProjectorParams, schema
+from vlsurgery.methods.params import DEFAULT_METHOD, GATE_DETAILS, METHOD_PARAMS, ProjectorParams, schema
 from vlsurgery.planning.model import Plan, PlannedSite
 from vlsurgery.planning.problems import Problems, source_texts
 from vlsurgery.planning.slots import Slot, by_names, slots
@@ -43,8 +43,6 @@ class _State:
 # statements -> per-site states (the override rule)
 
 
-#: Gate fields that belong to one granularity; a merge that sets ``granularity`` resets them.
-GATE_DETAILS = frozenset({"gate_r", "gate_init"})
 
 
 def _targets(address, profile, named: dict, backbone: str, issues: Problems) -> list[Slot]:
@@ -102,7 +100,7 @@ def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tup
             else:
                 given = {p.key: p for p in stmt.params}
                 if "granularity" in given:  # the gate is one choice: a new granularity drops the old gate's details
-                    for key in GATE_DETAILS.difference(given):
+                    for key in set(GATE_DETAILS).difference(given):
                         current.values.pop(key, None)
                 current.values.update(given)
                 current.contributors.append(index)
