@@ -315,11 +315,11 @@ def test_binary_error_points_at_the_first_byte_that_is_not_text():
     assert "b.vls:2:9" in rendered(info)
 
 
-def test_shipped_examples_are_canonical():
+def test_shipped_specs_are_canonical():
     from vlsurgery.cli.fmt import format_text
     from vlsurgery.resources import spec_library
 
-    for path in sorted((spec_library() / "examples").glob("*.vls")):
+    for path in sorted(spec_library().rglob("*.vls")):
         data = path.read_bytes()
         assert format_text(data, str(path), None)[0] == data.decode(), f"{path.name} is not in canonical form"
 
