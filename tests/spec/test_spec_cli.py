@@ -9,7 +9,7 @@ import pytest
 
 from vlsurgery.cli.main import main
 
-BASE = "backbone bart-base\nlet r = 96\ntrain encoder.layernorm, projector\nencoder.{self_attn,ffn}: adapter r=$r heads=4\n"
+BASE = "backbone bart-base\nlet r = 96\nprojector\ntrain encoder.layernorm, projector\nencoder.{self_attn,ffn}: adapter r=$r heads=4\n"
 CHILD = 'extends "base.vls"\nencoder.self_attn: granularity=vector heads=4; decoder.cross_attn.v: lite\n'
 
 
@@ -27,6 +27,19 @@ def run(capsys, *argv):
     return status, out, err
 
 
+def test_check_resolves_on_the_backbone_the_spec_names(specs, capsys):
+    """check accepts only what count accepts: on bart-base there is no encoder[7], and `train
+    projector` needs a projector."""
+    (specs / "deep.vls").write_text("backbone bart-base\nencoder[7].ffn: adapter\n")
+    (specs / "typo.vls").write_text("backbone bart-bas\nencoder.ffn: adapter\n")
+    (specs / "noproj.vls").write_text("backbone bart-base\ntrain projector\nencoder.ffn: adapter\n")
+    status, _, err = run(capsys, "check", "deep.vls", "typo.vls", "noproj.vls")
+    assert status == 1
+    assert "deep.vls:2:1: error: layer 7 is out of range: encoder of bart-base has 6 layers" in err
+    assert "typo.vls: error: unknown backbone 'bart-bas'" in err and "Did you mean the preset 'bart-base'?" in err
+    assert "this spec has no projector" in err
+
+
 def test_check_ok_golden(specs, capsys):
     status, out, err = run(capsys, "check", "child.vls")
     assert status == 0 and err == ""
@@ -35,15 +48,16 @@ child.vls: ok
 backbone   bart-base
 extends    child.vls -> base.vls
 lets       r = 96
-projector  (none)
+projector
+  defaults  feat_dim=2048 images=2 init_feat=default init_img_order=default init_pos=default pos_dim=5
 train      encoder.layernorm, projector
 statements (3)
-  #1  base.vls:4  encoder.{ffn,self_attn}: adapter
+  #1  base.vls:5  encoder.{ffn,self_attn}: adapter
         set       heads=4 r=96 ($r)
         defaults  activation=gelu_new gate_pool=tokens granularity=none init=default init_down=default init_gate=default init_gate_down=default init_up=default placement=sequential reduction=8 scale=1.0
   #2  child.vls:2  encoder.self_attn: (no method: merges into the current one; adapter where there is none)
         set       granularity=vector heads=4
-        overrides #1 base.vls:4 (merges into)
+        overrides #1 base.vls:5 (merges into)
   #3  child.vls:2  decoder.cross_attn.v: lite
         defaults  activation=gelu_new init=default init_down=default init_up=default r=96
 """

@@ -4,6 +4,11 @@ For a valid spec it prints ``<file>: ok`` and the summary of :func:`vlsurgery.sp
 (backbone, extends chain, lets, projector, train, then each statement with its effective
 parameters and the earlier statements it may override); warnings go to stderr.  For an invalid
 one it prints every problem, with file, line, column and the offending line, to stderr.
+
+When the spec names its backbone, ``check`` also resolves it there, so that it accepts only what
+``count`` and ``compile`` accept (a layer that backbone does not have, a method that does not fit
+its widths): offline and at once for a preset or a local directory; a hub name is not looked up
+(``check`` never touches the network), and a name that can be neither is an error.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from vlsurgery.cli.plan import add_roots_option
-from vlsurgery.errors import SpecError
+from vlsurgery.errors import BackboneError, SpecError
 from vlsurgery.spec import summarize
 from vlsurgery.spec.loader import load_with_problems
 
@@ -35,6 +40,9 @@ def run(args) -> int:
             print(e.render(), file=sys.stderr)
             status = 1
             continue
+        if not _fits_its_backbone(spec, path):
+            status = 1
+            continue
         for w in warnings:
             print(w.render(texts.get(w.span.source) if w.span else None), file=sys.stderr)
         if warnings and args.warnings_as_errors:
@@ -46,3 +54,25 @@ def run(args) -> int:
             print(f"{path}: ok{count}")
             print(summarize(spec, chain))
     return status
+
+
+def _fits_its_backbone(spec, path: str) -> bool:
+    """Resolve the spec on the backbone it names when that needs no network; print why not."""
+    from vlsurgery.planning.resolve import resolve
+    from vlsurgery.profiles.backbone import backbone_name_problem, known_offline
+
+    name = spec.backbone
+    if name is None:
+        return True
+    problem = backbone_name_problem(name)
+    if problem is not None:
+        print(f"{path}: error: {problem}", file=sys.stderr)
+        return False
+    if not known_offline(name):
+        return True  # a hub name: checked when count or compile loads it
+    try:
+        resolve(spec, name)
+    except (SpecError, BackboneError) as e:
+        print(e.render() if isinstance(e, SpecError) else f"{path}: error: {e}", file=sys.stderr)
+        return False
+    return True

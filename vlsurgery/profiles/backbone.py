@@ -165,6 +165,11 @@ def _from_name(name: str) -> Backbone:
     return Backbone(name, _checkpoint_profile(config, directory, hub=True), config, directory=directory, hub=True)
 
 
+def known_offline(name: str) -> bool:
+    """Whether ``name`` is a preset, a preset's hub name or an existing path: usable with no network."""
+    return name in preset_names() or name in _hub_aliases() or Path(name).expanduser().exists()
+
+
 def backbone_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a backbone, decided offline and at once (for ``check``); None when it
     is a preset, an existing path or has the form of a hub name (``organisation/name``).
@@ -174,7 +179,7 @@ def backbone_name_problem(name: str) -> str | None:
     >>> backbone_name_problem("bart-bas")
     "unknown backbone 'bart-bas': not a preset and not a local directory. Did you mean the preset 'bart-base'?"
     """
-    if name in preset_names() or name in _hub_aliases() or Path(name).expanduser().exists():
+    if known_offline(name):
         return None
     if name.startswith((".", "/", "~")) or name.endswith(".json") or name.count("/") > 1:
         return f"backbone path '{name}' does not exist"
