@@ -61,15 +61,15 @@ def run(args) -> int:
     from vlsurgery.spec.loader import spec_path
 
     torch.set_num_threads(1)  # tiny matrices: threads only add overhead
-    spec_path = str(spec_path(args.spec or "lib:examples/demo-t5.vls")[0])
+    design = str(spec_path(args.spec or "lib:examples/demo-t5.vls")[0])
     title = args.spec or "lib:examples/demo-t5.vls (shipped with vlsurgery)"
-    predicted = count(spec_path, args.backbone)
+    predicted = count(design, args.backbone)
     print(render_count(predicted, title))
     if predicted.plan.projector is None:
         print("vlsurgery demo: the design needs a `projector` (the demo task is visual)")
         return 2
     model, _ = load_model(predicted.plan.backbone, seed=args.seed)
-    compile(spec_path, model, seed=args.seed)
+    compile(design, model, seed=args.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if sum(p.numel() for p in trainable) != predicted.trainable:  # never expected: the count is exact
         print(f"vlsurgery demo: error: compiled {sum(p.numel() for p in trainable):,} trainable parameters, "
