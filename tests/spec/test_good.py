@@ -217,17 +217,17 @@ train      encoder.layernorm, projector, *.bias
 statements (5)
   #1  full.vls:7  encoder.{ffn,self_attn}: adapter
         set       gate_r=96 granularity=matrix heads=4 r=96 ($r)
-        defaults  activation=gelu_new gate_init=default gate_pool=tokens init=default init_down=default init_gate=default init_gate_down=default init_up=default placement=sequential reduction=8 scale=1.0
+        defaults  activation=gelu_new init_down=default init_gate=default init_gate_down=default init_up=default placement=sequential reduction=8 scale=1.0
   #2  full.vls:8  decoder.cross_attn.v: lite
         set       r=96 ($r)
-        defaults  activation=gelu_new init=default init_down=default init_up=default
+        defaults  activation=gelu_new init_down=default init_up=default
   #3  full.vls:9  encoder[-1].ffn: (no method: merges into the current one; adapter where there is none)
         set       granularity=vector (middleY)
         overrides #1 full.vls:7 (merges into)
   #4  full.vls:10  decoder[0:2].cross_attn.v: none (removes what earlier statements placed on these sites)
         overrides #2 full.vls:8 (removes)
   #5  full.vls:11  decoder[-1].cross_attn.v: lite
-        defaults  activation=gelu_new init=default init_down=default init_up=default r=96
+        defaults  activation=gelu_new init_down=default init_up=default r=96
         overrides #2 full.vls:8 (merges into)
         may overlap #4 full.vls:10 (replaces; depends on the number of layers)"""
 

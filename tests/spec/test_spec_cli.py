@@ -54,12 +54,12 @@ train      encoder.layernorm, projector
 statements (3)
   #1  base.vls:5  encoder.{ffn,self_attn}: adapter
         set       heads=4 r=96 ($r)
-        defaults  activation=gelu_new gate_pool=tokens granularity=none init=default init_down=default init_gate=default init_gate_down=default init_up=default placement=sequential reduction=8 scale=1.0
+        defaults  activation=gelu_new granularity=none init_down=default init_up=default placement=sequential reduction=8 scale=1.0
   #2  child.vls:2  encoder.self_attn: (no method: merges into the current one; adapter where there is none)
         set       granularity=vector heads=4
         overrides #1 base.vls:5 (merges into)
   #3  child.vls:2  decoder.cross_attn.v: lite
-        defaults  activation=gelu_new init=default init_down=default init_up=default r=96
+        defaults  activation=gelu_new init_down=default init_up=default r=96
 """
 
 

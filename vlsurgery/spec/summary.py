@@ -11,7 +11,7 @@ site prints a thousand short entries, not half a million)::
     statements
       #1  design.vls:3  encoder.{ffn,self_attn}: adapter
             set       heads=4 r=96 ($r)
-            defaults  activation=gelu_new granularity=none init=default placement=sequential reduction=8 scale=1.0
+            defaults  activation=gelu_new granularity=none init_down=default init_up=default placement=sequential reduction=8 scale=1.0
       #2  design.vls:4  encoder.self_attn: (no method)
             set       granularity=vector (middleY)
             overrides #1 design.vls:3 (merges into)
@@ -24,7 +24,19 @@ from vlsurgery.spec.ir import Ref, Spec, Statement
 from vlsurgery.spec.printer import address_text, value_text
 from vlsurgery.spec.validate import LISTED, Overlaps
 
-_GATE_ONLY_MATRIX = ("gate_r", "gate_init")
+#: Gate details that mean something only for some granularities (shown among the defaults only then).
+_GATE_DETAIL_FOR = {"gate_r": ("matrix",), "init_gate_down": ("matrix",), "gate_pool": ("scalar",),
+                    "init_gate": ("scalar", "token", "vector", "matrix")}
+
+
+def _shown_as_default(name: str, specs: dict, granularity) -> bool:
+    """Whether an unset field is worth listing among the defaults: not a gate detail of another
+    granularity, and not an older spelling of a per-part init (``init``, ``gate_init``)."""
+    if name in _GATE_DETAIL_FOR:
+        return granularity in _GATE_DETAIL_FOR[name]
+    if name == "gate_init" or (name == "init" and ("init_up" in specs or "init_A" in specs)):
+        return False
+    return True
 
 
 def _value(param, lets, spec_of=None) -> str:
@@ -51,7 +63,7 @@ def _defaults(params_cls, given: dict, lets) -> list[str]:
         granularity = specs["granularity"].coerce(granularity)[0]
     out = []
     for name, spec in sorted(specs.items()):
-        if name in given or (name in _GATE_ONLY_MATRIX and granularity != "matrix"):
+        if name in given or not _shown_as_default(name, specs, granularity):
             continue
         if spec.default is None:
             reduction = given.get("reduction", specs["reduction"].default) if "reduction" in specs else None
