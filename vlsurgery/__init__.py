@@ -20,6 +20,7 @@ and the pipeline has one package per stage::
     vlsurgery.diff       semantic diff of two designs (sites, extras, parameter deltas)
     vlsurgery.checkpoint PET checkpoints (safetensors + the spec), the save_pretrained route, merging
     vlsurgery.data       VL data: a procedural VQA task, HDF5/JSON readers, a collator, metrics
+    vlsurgery.training   training on the Hugging Face Trainer from YAML recipes, PET-only checkpoints
     vlsurgery.testing    hypothesis strategies and property assertions (needs hypothesis)
     vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, diff, compile, demo)
 
@@ -75,6 +76,15 @@ def restore(directory, backbone=None):
     return _restore(directory, backbone)
 
 
+def train(spec, data=None, backbone=None, output_dir="vlsurgery-run", recipe=None, **overrides):
+    """Compile ``spec`` and train it with the Hugging Face Trainer from a YAML recipe (see
+    :mod:`vlsurgery.training`); returns a TrainRun: ``.result`` (the Trainer's TrainOutput),
+    ``.trainer.model``, ``.metrics``, ``.checkpoint``."""
+    from vlsurgery.training import train as _train
+
+    return _train(spec, data, backbone, output_dir, recipe, **overrides)
+
+
 def merge(model, *, partial=False):
     """Fold LoRA, (IA)^3 and constant gates into the base weights: a plain Hugging Face model."""
     from vlsurgery.checkpoint import merge as _merge
@@ -84,4 +94,4 @@ def merge(model, *, partial=False):
 
 __all__ = ["BackboneError", "CheckpointError", "CompileError", "MergeError", "ResolutionError", "Spec", "SpecError",
            "SpecSyntaxError", "UsageError", "VLSurgeryError", "compile", "count", "diff", "dumps", "load",
-           "load_backbone", "merge", "parse", "plan", "restore", "save"]
+           "load_backbone", "merge", "parse", "plan", "restore", "save", "train"]

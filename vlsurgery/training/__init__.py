@@ -1,0 +1,30 @@
+"""Training on the Hugging Face Trainer: a spec, data and a YAML recipe in, a PET checkpoint out.
+
+    run = vlsurgery.training.train("lib:examples/demo-t5.vls", recipe="demo", output_dir="runs/demo")
+    run.result            # the Trainer's TrainOutput
+    run.trainer.model     # the trained, compiled model
+    print(run.summary())  # validation accuracy vs chance; where the PET checkpoint is
+
+:mod:`.recipes` reads and checks recipes (``recipes/`` at the top of the repository),
+:mod:`.trainer` is the ``Seq2SeqTrainer`` whose checkpoints are PET checkpoints, :mod:`.data` the
+shapes task or a VQA directory, :mod:`.run` puts them together.  See docs/training.md.  Importing
+this package does not import torch; :func:`train` does.
+"""
+
+from importlib import import_module
+
+from vlsurgery.training.recipes import RecipeError, load_recipe, recipe_library, recipe_names, recipe_path
+
+_LAZY = {"train": "run", "build_trainer": "run", "TrainRun": "run", "PETTrainer": "trainer"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(f"vlsurgery.training.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vlsurgery.training' has no attribute {name!r}")
+
+
+__all__ = ["PETTrainer", "RecipeError", "TrainRun", "build_trainer", "load_recipe", "recipe_library", "recipe_names",
+           "recipe_path", "train"]
