@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vlsurgery"
 
 #: Each top-level part of vlsurgery and its stage; a module may import its own stage and earlier ones.
 STAGES = {
-    "errors": 0, "resources": 0, "caches": 0, "render": 0,
+    "errors": 0, "resources": 0, "caches": 0, "render": 0, "lazy": 0,
     "methods": 1, "profiles": 1, "data": 1,
     "spec": 2,
     "planning": 3,

@@ -11,8 +11,8 @@ docs/checkpoints.md tells the whole story.  The errors and the format helpers im
 torch; everything else is loaded on first use.
 """
 
-from importlib import import_module
 
+from vlsurgery.lazy import lazy_attributes
 from vlsurgery.checkpoint.errors import CheckpointError, MergeError
 from vlsurgery.checkpoint.files import has_checkpoint, read_checkpoint
 
@@ -22,12 +22,7 @@ _LAZY = {"checkpoint_tensors": "saving", "save": "saving", "restore": "loading",
          "MergeReport": "merge"}
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(import_module(f"vlsurgery.checkpoint.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vlsurgery.checkpoint' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["CheckpointError", "MergeError", "MergeReport", "checkpoint_tensors", "disable_save_pretrained",

@@ -25,6 +25,7 @@ See docs/data.md.
 (20, ['blue', 'circle', 'five'])
 """
 
+from vlsurgery.lazy import lazy_attributes
 from vlsurgery.data.annotations import (CaptionDataset, CaptionImage, VQADataset, VQAQuestion, read_captions,
                                         read_vqa)
 from vlsurgery.data.example import DataError, DataFileError, VLExample, pair_regions
@@ -35,12 +36,7 @@ from vlsurgery.data.shapes import ShapesTask, make_shapes_task
 from vlsurgery.data.tokenizer import fit_config, shapes_tokenizer, word_tokenizer
 
 
-def __getattr__(name):
-    if name == "VLCollator":  # imports torch: only on use
-        from vlsurgery.data.collate import VLCollator
-
-        return VLCollator
-    raise AttributeError(f"module 'vlsurgery.data' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"VLCollator": "collate"})  # imports torch: only on use
 
 
 __all__ = ["CaptionDataset", "CaptionImage", "DataError", "DataFileError", "RegionFeatures", "ShapesTask",

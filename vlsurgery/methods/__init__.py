@@ -53,8 +53,8 @@ handled by the planner; full fine-tuning is ``train all``.  The projector is dec
 ``projector`` and counted with :func:`count_projector`.
 """
 
-import importlib
 
+from vlsurgery.lazy import lazy_attributes
 from vlsurgery.methods.registry import (REGISTRY, MethodEntry, SiteDims, UnknownMethodError, build_projector,
                                         count_projector, get)
 
@@ -69,10 +69,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"vlsurgery.methods.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'vlsurgery.methods' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -11,19 +11,14 @@ shapes task or a VQA directory, :mod:`.run` puts them together.  See docs/traini
 this package does not import torch; :func:`train` does.
 """
 
-from importlib import import_module
 
+from vlsurgery.lazy import lazy_attributes
 from vlsurgery.training.recipes import RecipeError, load_recipe, recipe_library, recipe_names, recipe_path
 
 _LAZY = {"train": "run", "build_trainer": "run", "TrainRun": "run", "PETTrainer": "trainer"}
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(import_module(f"vlsurgery.training.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vlsurgery.training' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["PETTrainer", "RecipeError", "TrainRun", "build_trainer", "load_recipe", "recipe_library", "recipe_names",
