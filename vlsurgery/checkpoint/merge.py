@@ -36,9 +36,10 @@ import warnings
 from dataclasses import dataclass
 
 from vlsurgery.checkpoint.hf import disable_save_pretrained, enable_save_pretrained
-from vlsurgery.checkpoint.saving import BASE_MERGED_ATTR, PREFIX_ATTR
+from vlsurgery.checkpoint.saving import BASE_MERGED_ATTR
 from vlsurgery.checkpoint.marker import forget_design, spec_of
 from vlsurgery.compiler.compile import SHARED_ATTR, site_name
+from vlsurgery.compiler.prefix import PREFIX_ATTR, remove_prefix
 from vlsurgery.compiler.design import mark
 from vlsurgery.compiler.install import PET_ATTR, is_rewritten, original_class, swap_class
 from vlsurgery.compiler.transaction import transaction
@@ -243,14 +244,9 @@ def _unwire(model, updates, *, partial: bool) -> None:
 def _unwire_stacks(model) -> None:
     """The encoder and decoder back to their classes when their prefix pass prepends nothing
     (compile runs it for every design), and an empty shared store removed."""
-    encoder, decoder = model.get_encoder(), model.get_decoder()
-    prefix = encoder._modules.get(PREFIX_ATTR)
-    if prefix is not None and getattr(prefix, "projector", None) is None and getattr(prefix, "prompt", None) is None:
-        del encoder._modules[PREFIX_ATTR]
-        decoder.__dict__.pop("vls_refuses_visual", None)
-        for stack in (encoder, decoder):
-            if is_rewritten(stack):
-                swap_class(stack, original_class(stack))
+    prefix = model.get_encoder()._modules.get(PREFIX_ATTR)
+    if prefix is not None and prefix.empty:
+        remove_prefix(model)
     store = model._modules.get(SHARED_ATTR)
     if store is not None and len(store) == 0:
         del model._modules[SHARED_ATTR]

@@ -25,10 +25,9 @@ from vlsurgery.checkpoint.files import CheckpointError, write_checkpoint
 from vlsurgery.checkpoint.marker import spec_of
 from vlsurgery.compiler.compile import SHARED_ATTR
 from vlsurgery.compiler.install import PET_ATTR
+from vlsurgery.compiler.prefix import PREFIX_ATTR
 from vlsurgery.errors import UsageError
 
-#: Where the prefix pass keeps the prefix tokens on the encoder (vlsurgery.compiler.prefix).
-PREFIX_ATTR = "vls_prefix"
 #: Set on a model whose base weights a partial merge changed: only save_pretrained can keep it.
 BASE_MERGED_ATTR = "_vls_base_merged"
 #: The config fields that fix the shapes of a backbone's tensors (those a config has are recorded).

@@ -35,7 +35,7 @@ import inspect
 import torch
 from torch import nn
 
-from vlsurgery.compiler.install import is_rewritten, runtime_class, swap_class
+from vlsurgery.compiler.install import is_rewritten, original_class, runtime_class, swap_class
 from vlsurgery.errors import UsageError
 
 VISUAL_KWARGS = ("vis_feats", "vis_boxes", "vis_image_ids")
@@ -123,12 +123,27 @@ def _stack_class(original: type, forward) -> type:
     return runtime_class(original, source, forward)
 
 
+#: Where the encoder keeps its prefix tokens, and the decoder's flag to refuse visual inputs.
+PREFIX_ATTR = "vls_prefix"
+REFUSES_VISUAL_ATTR = "vls_refuses_visual"
+
+
 def install_prefix(model: nn.Module, prefix: PrefixTokens) -> None:
     """Attach ``prefix`` to the model's encoder (as ``vls_prefix``) and rewrite both stacks' forwards."""
     encoder, decoder = model.get_encoder(), model.get_decoder()
     if is_rewritten(encoder):
         raise UsageError("the encoder already carries prefix tokens")
-    encoder.add_module("vls_prefix", prefix)
-    decoder.vls_refuses_visual = prefix.projector is None
+    encoder.add_module(PREFIX_ATTR, prefix)
+    setattr(decoder, REFUSES_VISUAL_ATTR, prefix.projector is None)
     swap_class(encoder, _stack_class(type(encoder), _encoder_forward))
     swap_class(decoder, _stack_class(type(decoder), _decoder_forward))
+
+
+def remove_prefix(model: nn.Module) -> None:
+    """Undo :func:`install_prefix`: both stacks back to their classes, no prefix tokens, no flag."""
+    encoder, decoder = model.get_encoder(), model.get_decoder()
+    encoder._modules.pop(PREFIX_ATTR, None)
+    decoder.__dict__.pop(REFUSES_VISUAL_ATTR, None)
+    for stack in (encoder, decoder):
+        if is_rewritten(stack):
+            swap_class(stack, original_class(stack))
