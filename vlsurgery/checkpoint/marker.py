@@ -9,7 +9,7 @@ first, then the class attribute; a model with neither carries no spec.
 
 from __future__ import annotations
 
-from vlsurgery.compiler.design import DESIGN_ATTR, design_of
+from vlsurgery.compiler.design import design_of
 
 SPEC_ATTR = "_vls_checkpoint_spec"
 
@@ -21,8 +21,3 @@ def spec_of(model) -> str | None:
         return design.text
     text = getattr(type(model), SPEC_ATTR, None)
     return text if isinstance(text, str) else None
-
-
-def forget_design(model) -> None:
-    """Remove every record of a design from ``model`` (after a merge it no longer is that design)."""
-    model.__dict__.pop(DESIGN_ATTR, None)

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 from vlsurgery.checkpoint.hf import disable_save_pretrained, enable_save_pretrained
 from vlsurgery.checkpoint.saving import BASE_MERGED_ATTR
-from vlsurgery.checkpoint.marker import forget_design, spec_of
+from vlsurgery.checkpoint.marker import spec_of
 from vlsurgery.compiler.compile import SHARED_ATTR, site_name
+from vlsurgery.compiler.design import unmark
 from vlsurgery.compiler.prefix import PREFIX_ATTR, remove_prefix
 from vlsurgery.compiler.design import mark
 from vlsurgery.compiler.install import PET_ATTR, is_rewritten, original_class, swap_class
@@ -232,7 +233,7 @@ def _unwire(model, updates, *, partial: bool) -> None:
         if len(pet) == 0 and not is_rewritten(layer):
             del layer._modules[PET_ATTR]
     disable_save_pretrained(model)  # the model no longer is the design it was compiled from
-    forget_design(model)
+    unmark(model)
     if not partial:
         _unwire_stacks(model)
         return

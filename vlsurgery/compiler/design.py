@@ -59,6 +59,11 @@ def mark(model: nn.Module, spec) -> Design:
     return design
 
 
+def unmark(model: nn.Module) -> None:
+    """Remove the design mark (a model that a merge turned into another design)."""
+    model.__dict__.pop(DESIGN_ATTR, None)
+
+
 def refuse_compiled(model: nn.Module) -> None:
     """A CompileError when ``model`` was already compiled (marked, or holding rewritten modules)."""
     design = design_of(model)
