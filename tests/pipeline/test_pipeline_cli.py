@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from vlsurgery.cli.main import main
 from vlsurgery.resources import spec_library
 
@@ -28,11 +30,43 @@ def test_compile_onto_another_backbone_as_json(capsys):
     assert {layer["class"] for layer in data["layers"]} >= {"T5Block", "Linear"}
 
 
-def test_demo_learns_the_task(capsys):
-    assert main(["demo", "--steps", "150"]) == 0
+def _demo_table(out: str) -> dict[str, tuple[int, int, int]]:
+    """question type -> (chance, projector alone, design) percentages, from the demo's results table."""
+    rows = re.findall(r"^  (colour|count|exist|shape|all) +(\d+)% +(\d+)% +(\d+)%$", out, re.M)
+    return {kind: tuple(int(x) for x in numbers) for kind, *numbers in rows}
+
+
+def test_demo_runs_every_stage_and_restores_exactly(tmp_path, capsys):
+    """A few steps only (the learning itself: test_demo_learns_the_task, slow): every stage reports, the
+    checkpoint is kept with --output, and the restored model agrees with the trained one."""
+    assert main(["demo", "--steps", "3", "--baseline-steps", "1", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    before, after = (int(x) for x in re.findall(r"answer accuracy (\d+)%", out))
-    assert after >= 90 and after > before
+    for stage in ("1/5 count", "2/5 compile and train", "3/5 baseline", "4/5 results", "5/5 save and restore"):
+        assert f"== {stage}:" in out
+    assert "6,400 trainable parameters, as counted" in out and "trained 3 steps" in out and "1 step in" in out
+    assert set(_demo_table(out)) == {"colour", "count", "exist", "shape", "all"}
+    assert "restored: 500 of 500 answers the same as the trained model's; logits identical" in out
+    assert (tmp_path / "vlsurgery.safetensors").is_file() and (tmp_path / "projector-alone").is_dir()
+    assert "temporary directory" not in out
+
+
+def test_demo_rejects_a_design_without_projector(tmp_path, capsys):
+    spec = tmp_path / "plain.vls"
+    spec.write_text("backbone tiny-t5\nencoder.ffn: adapter r=4\n")
+    assert main(["demo", "--spec", str(spec)]) == 2
+    assert "needs a `projector`" in capsys.readouterr().err
+    assert main(["demo", "--steps", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_learns_the_task(capsys):
+    """The demo as the README runs it: well above chance and above the projector alone."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    chance, alone, design = _demo_table(out)["all"]
+    assert design >= chance + 15 and design >= alone + 15, out
+    assert "logits identical" in out and "temporary directory" in out
 
 
 def test_compile_reports_spec_errors(tmp_path, capsys):

@@ -81,9 +81,9 @@ def test_specs_lists_every_shipped_design(capsys):
 
 
 def test_demo_takes_a_library_name(elsewhere, capsys):
-    status, out, err = run(capsys, "demo", "--spec", "lib:examples/demo.vls", "--steps", "1")
+    status, out, err = run(capsys, "demo", "--spec", "lib:examples/demo.vls", "--steps", "1", "--baseline-steps", "1")
     assert status == 0, err
-    assert "parameters of lib:examples/demo.vls on tiny-bart" in out and "after 1 steps" in out
+    assert "parameters of lib:examples/demo.vls on tiny-bart" in out and "trained 1 step in" in out
 
 
 def _cli(*args, **kw):

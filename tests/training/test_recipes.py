@@ -48,7 +48,7 @@ def test_missing_recipe_names_the_choices():
 
 def test_overrides_win_and_split_separates_our_keys():
     settings = merge(load_recipe("demo"), {"learning_rate": 0.5, "beams": 3, "max_steps": None})
-    assert settings["learning_rate"] == 0.5 and settings["max_steps"] == 400
+    assert settings["learning_rate"] == 0.5 and settings["max_steps"] == 1500
     trainer, ours = split(settings)
     assert "beams" not in trainer and ours["beams"] == 3 and trainer["learning_rate"] == 0.5
     with pytest.raises(RecipeError, match="override: unknown recipe key 'lr'"):

@@ -91,3 +91,45 @@ def test_through_the_command_line_entry_point(tmp_path, capsys):
     assert "vlsurgery train: error:" in err and "bad.yaml" in err and "did you mean 'num_train_epochs'" in err
     assert main.main(["train", SPEC, "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o")]) == 1
     assert "expected 'shapes' or a VQA data directory" in capsys.readouterr().err
+
+
+def test_a_batch_without_regions_is_refused_for_a_design_with_a_projector(tmp_path):
+    """Text-only batches would silently train something other than the design: a clear error instead."""
+    from vlsurgery.training import build_trainer
+
+    trainer, data = build_trainer(SPEC, output_dir=tmp_path, recipe="demo", train_size=16, eval_size=8,
+                                  disable_tqdm=True, save_strategy="no")
+    batch = trainer.data_collator(data.train[:4])
+    text_only = {k: v for k, v in batch.items() if not k.startswith("vis_")}
+    with pytest.raises(DataError, match="without vis_feats .* the design has a visual projector"):
+        trainer.compute_loss(trainer.model, text_only)
+    with pytest.raises(DataError, match="without vis_feats"):
+        trainer.prediction_step(trainer.model, text_only, prediction_loss_only=True)
+    assert torch.isfinite(trainer.compute_loss(trainer.model, batch))
+
+
+def test_regions_for_a_design_without_projector_are_refused(tmp_path):
+    import vlsurgery
+    from vlsurgery.errors import UsageError
+    from vlsurgery.profiles.backbone import load_model
+
+    model = vlsurgery.compile(vlsurgery.parse("backbone tiny-t5\nencoder.ffn: adapter r=4\n"), load_model("tiny-t5")[0])
+    ids = torch.randint(3, 100, (2, 5))
+    with pytest.raises(UsageError, match="no visual projector, so visual inputs would be ignored"):
+        model(input_ids=ids, labels=ids, vis_feats=torch.randn(2, 9, 16), vis_boxes=torch.rand(2, 9, 4))
+
+
+def test_answers_are_the_trainers_predictions_as_text(tmp_path):
+    """``vlsurgery.training.answers``: what the model generates, decoded; the same answers as the
+    Trainer's evaluation scores (its exact match equals the share of answers that are right)."""
+    import vlsurgery.training.answering  # noqa: F401  (the submodule must not shadow the function)
+    from vlsurgery.data import accuracy_by_type
+    from vlsurgery.training import answers
+
+    run = train(SPEC, output_dir=tmp_path, recipe="demo", max_steps=60, save_strategy="no", disable_tqdm=True,
+                train_size=320, eval_size=40)
+    run.model.train()
+    said = answers(run.model, run.trainer.processing_class, run.data.eval, prompt=run.data.prompt, max_new_tokens=5)
+    assert run.model.training  # the mode it was in comes back
+    assert len(said) == 40 and all(isinstance(a, str) for a in said)
+    assert accuracy_by_type(said, run.data.eval)["all"] == pytest.approx(run.metrics["eval_exact_match"])

@@ -7,7 +7,8 @@
 
 :mod:`.recipes` reads and checks recipes (``recipes/`` at the top of the repository),
 :mod:`.trainer` is the ``Seq2SeqTrainer`` whose checkpoints are PET checkpoints, :mod:`.data` the
-shapes task or a VQA directory, :mod:`.run` puts them together.  See docs/training.md.  Importing
+shapes task or a VQA directory, :mod:`.run` puts them together, :mod:`.answering` gives a
+model's answers as text (:func:`answers`, to compare models question by question).  See docs/training.md.  Importing
 this package does not import torch; :func:`train` does.
 """
 
@@ -15,11 +16,11 @@ this package does not import torch; :func:`train` does.
 from vlsurgery.lazy import lazy_attributes
 from vlsurgery.training.recipes import RecipeError, load_recipe, recipe_library, recipe_names, recipe_path
 
-_LAZY = {"train": "run", "build_trainer": "run", "TrainRun": "run", "PETTrainer": "trainer"}
+_LAZY = {"answers": "answering", "train": "run", "build_trainer": "run", "TrainRun": "run", "PETTrainer": "trainer"}
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
 
 
-__all__ = ["PETTrainer", "RecipeError", "TrainRun", "build_trainer", "load_recipe", "recipe_library", "recipe_names",
-           "recipe_path", "train"]
+__all__ = ["PETTrainer", "RecipeError", "TrainRun", "answers", "build_trainer", "load_recipe", "recipe_library",
+           "recipe_names", "recipe_path", "train"]

@@ -89,6 +89,35 @@ def _model_and_tokenizer(the_plan, backbone, data: RunData, seed: int, dropout):
     return model, AutoTokenizer.from_pretrained(str(b.directory))
 
 
+def _distributed_without_cuda() -> bool:
+    """Whether this process is one of several (torchrun sets WORLD_SIZE) on a machine without CUDA."""
+    import os
+
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
+def _whole_dataset(compute_metrics, size: int, world_size: int):
+    """``compute_metrics`` over the first ``size`` predictions when several processes evaluate.
+
+    Each process evaluates its share of the batches; when the evaluation set does not split evenly
+    into batches on every process, the last batches are padded with repeats of the first examples,
+    and this Trainer/accelerate pair does not always drop them when gathering.  The gathered order
+    is the dataset's, so the repeats are exactly the predictions past ``size``.
+    """
+    if world_size <= 1:
+        return compute_metrics  # one process: a count mismatch is a real error, reported as such
+
+    def metrics(eval_pred):
+        predictions, labels = eval_pred[0], eval_pred[1]
+        if isinstance(predictions, tuple):
+            predictions = predictions[0]
+        return compute_metrics((predictions[:size], labels[:size]))
+
+    return metrics
+
+
 def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", recipe=None, **overrides):
     """The :class:`PETTrainer` :func:`train` runs, and the run's data (nothing trained yet)."""
     from transformers import Seq2SeqTrainingArguments
@@ -120,6 +149,10 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
     max_len = ours["max_answer_length"] + (1 if model.generation_config.forced_bos_token_id is not None else 0)
     args_kw.update(output_dir=str(output_dir), predict_with_generate=True, generation_num_beams=ours["beams"],
                    generation_max_length=max_len + 1, remove_unused_columns=False)
+    if "use_cpu" not in args_kw and _distributed_without_cuda():
+        # accelerate makes a multi-process CPU run (gloo) only when told the run is on the CPU;
+        # otherwise every process silently trains alone on the whole data
+        args_kw["use_cpu"] = True
     try:
         args = Seq2SeqTrainingArguments(**args_kw)
     except (ValueError, TypeError) as exc:
@@ -127,7 +160,8 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
     prompt = run_data.prompt if ours["prompt"] is None else ours["prompt"]
     trainer = PETTrainer(model=model, args=args, train_dataset=run_data.train, eval_dataset=run_data.eval,
                          data_collator=VLCollator(tokenizer, prompt=prompt), processing_class=tokenizer,
-                         compute_metrics=vqa_compute_metrics(tokenizer, run_data.eval))
+                         compute_metrics=_whole_dataset(vqa_compute_metrics(tokenizer, run_data.eval),
+                                                        len(run_data.eval), args.world_size))
     return trainer, run_data
 
 
