@@ -14,6 +14,8 @@ variant).
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 import statistics
 import time
 from collections import Counter
@@ -117,3 +119,32 @@ def top_operators(fn: Callable[[], object], limit: int = 8) -> list[tuple[str, f
         fn()
     rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     return [(e.key, e.self_cpu_time_total / 1000.0, e.count) for e in rows[:limit]]
+
+
+def operator_layouts(fn: Callable[[], object]) -> Counter:
+    """(operator, input shapes, input strides) -> calls, for one call of ``fn`` (profiler, exact).
+
+    Two calls with equal counters run the same kernels on the same shapes and memory layouts: a
+    time difference between them is not in the operators (e.g. no matrix product reads a
+    transposed or non-contiguous input in one and not the other)."""
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        fn()
+    return Counter((e.name, str(e.input_shapes), str(e.structured_input_strides))
+                   for e in prof.events() if e.name.startswith("aten::"))
+
+
+def layout_differences(a: Counter, b: Counter) -> int:
+    """How many operator calls of one counter have no same-layout twin in the other."""
+    return sum(((a - b) + (b - a)).values())
+
+
+def python_calls(fn: Callable[[], object]) -> int:
+    """Python function calls (cProfile, exact) during one call of ``fn``: the interpreter's share of
+    the work, which the operator counts do not see."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        fn()
+    finally:
+        profiler.disable()
+    return pstats.Stats(profiler).total_calls

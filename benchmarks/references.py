@@ -16,7 +16,9 @@ an engineer would by hand (docs/paper.md §§2-5), with the weights copied from 
 
 Visual tokens: :class:`Projector` (feature and box Linears with a norm each, an image-order
 embedding and the obj-order rows of the token embedding) is prepended to the embedded text, and
-the attention mask is extended with ones, by :func:`reference_inputs`.
+the attention mask is extended with ones, by :func:`reference_inputs`: once per step, and the one
+extended mask goes to both stacks (the encoder's and, as cross-attention mask, the decoder's), which
+is what an engineer writing the prefix by hand would do, and what the compiled model must match.
 """
 
 from __future__ import annotations

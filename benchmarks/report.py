@@ -58,7 +58,8 @@ def _mark(ok: bool) -> str:
 
 def _step(results: list, targets: list) -> list[str]:
     out = ["## 1. Training step: VL-PET-large, compiled vs hand-fused, paper-style and the floor", "",
-           "Forward, backward and AdamW on the trainable parameters; train mode (dropout on); fp32.  "
+           "Forward, backward and AdamW on the trainable parameters; train mode (dropout on); fp32; every variant "
+           "gets a new attention-mask tensor each step, as from a data loader.  "
            "Time: median (min-max) over the rounds of the per-round ratio.  Memory: peak bytes the allocator "
            "holds during one step (torch.profiler), a ratio of exact figures.", "",
            "| backbone | shape | compiled/fused | compiled/paper | compiled/floor | fused/floor | paper/floor |",
@@ -84,11 +85,17 @@ def _step(results: list, targets: list) -> list[str]:
                 + (", ".join(f"`{k}` +{v}" for k, v in excess.items()) or "none") + "; the other way: "
                 + (", ".join(f"`{k}` +{v}" for k, v in r["ops_fused_over_compiled"].items()) or "none") + "."]
         if excess and set(excess) <= BOOKKEEPING:
-            out.append("All of them are bookkeeping outside the generated layer code, in the prefix pass: the "
-                       "decoder extends the cross-attention mask with ones a second time (`new_ones`, `cat` on a "
-                       "(B, R) integer mask, and what they dispatch to), and the projector and prefix cast tensors to "
-                       "the dtype they already have (`aten::to` returning its input).  No arithmetic on activations; "
-                       "the rewritten layers alone run exactly the hand-fused layers' operators (a test checks it).")
+            out.append("All of them are bookkeeping (mask building, casts, views), no arithmetic on activations; "
+                       "still a regression: the prefix pass extends the mask once per mask tensor and casts only "
+                       "where the dtype changes, so the whole step should run exactly the hand-fused operators.")
+        if "layout_differences" in r:
+            calls = r["python_calls"]
+            out.append(f"Layouts: {r['layout_differences']} operator calls differ between the two steps in input shapes "
+                       f"or strides (0: every operator runs on the same shapes and memory layouts).  Python function "
+                       f"calls per step (cProfile): {calls['compiled']} compiled, {calls['fused']} hand-fused (the "
+                       "compiled sites are small modules calling modules; each call costs about a microsecond).")
+            targets.append((f"{r['backbone']}: same operator shapes and strides, whole step, compiled and hand-fused",
+                            r["layout_differences"] == 0, f"{r['layout_differences']} differing calls"))
         if "layer_ops_compiled_over_fused" in r:
             layer = r["layer_ops_compiled_over_fused"]
             targets.append((f"{r['backbone']}: operator parity of the generated layer code (one encoder layer, "
@@ -170,27 +177,45 @@ def _compiler(compile_: dict, count: list, targets: list) -> list[str]:
 
 
 def _generate(results: list, targets: list) -> list[str]:
-    out = ["## 4. generate(): compiled (identity sites) vs original", "",
-           "tokens/s ratio = original time / compiled time per round (above 1: the compiled model is faster).", "",
-           "| backbone | mode | same tokens | tokens/s ratio compiled/original | tokens/s (compiled / original) |",
-           "|---|---|---|---|---|"]
+    out = ["## 4. generate(): compiled (identity sites) vs original and hand-fused", "",
+           "tokens/s ratio = reference time / compiled time per round (above 1: the compiled model is faster).  "
+           "Ceiling: original / compiled matrix-multiply FLOPs, exact (profiler), the best tokens/s ratio "
+           "against the original that the sites' arithmetic allows.", "",
+           "| backbone | mode | same tokens | compiled/original | ceiling | compiled/fused | tokens/s (compiled / fused "
+           "/ original) |", "|---|---|---|---|---|---|---|"]
     for r in results:
         for mode in ("greedy", "beam"):
             g = r[mode]
             label = mode if mode == "greedy" else f"beam {r['beams']}"
+            flops = g.get("matmul_flops", {})
+            ceiling = f"{flops['original'] / flops['compiled']:.3f}" if flops.get("compiled") else "n/a"
+            fused = g.get("speed_ratio_fused")
+            speeds = g["tokens_per_s"]
             out.append(f"| {r['backbone']} | {label}, batch {r['batch']}, {r['prompt']} -> +{r['new_tokens']} | "
-                       f"{g['same_tokens']} | {_r(g['speed_ratio'])} | {g['tokens_per_s']['compiled']} / "
-                       f"{g['tokens_per_s']['original']} |")
-            targets.append((f"{r['backbone']} {mode}: tokens/s compiled/original >= {GEN_TARGET}",
+                       f"{g['same_tokens']} | {_r(g['speed_ratio'])} | {ceiling} | {_r(fused) if fused else 'n/a'} | "
+                       + " / ".join(str(speeds.get(name, "-")) for name in ("compiled", "fused", "original")) + " |")
+            targets.append((f"{r['backbone']} {mode}: tokens/s compiled/original >= {GEN_TARGET} (ceiling set by "
+                            f"the identity sites' arithmetic: {ceiling})",
                             g["speed_ratio"]["median"] >= GEN_TARGET and g["same_tokens"],
                             _within(g["speed_ratio"], GEN_TARGET, at_most=False)))
+            if fused:
+                targets.append((f"{r['backbone']} {mode}: tokens/s compiled/hand-fused >= {GEN_TARGET}",
+                                fused["median"] >= GEN_TARGET and g["same_tokens"],
+                                _within(fused, GEN_TARGET, at_most=False)))
+            if "over_fused" in g:
+                over = g["over_fused"]
+                targets.append((f"{r['backbone']} {mode}: operator parity per generate(), compiled <= hand-fused",
+                                not over, f"{sum(over.values())} extra calls"))
     notes = [f"{r['backbone']} {mode}: {r[mode]['extra_calls'][0]} extra aten calls per generate() at "
              f"{r['new_tokens']} new tokens, {r[mode]['extra_calls'][1]} at {2 * r['new_tokens']}"
              for r in results for mode in ("greedy", "beam") if "extra_calls" in r[mode]]
     if notes:
-        out += ["", "Identity sites still run their arithmetic.  Extra operator calls of the compiled model: "
-                + "; ".join(notes) + ".  Equal counts at n and 2n tokens mean one-time work per call (the encoder's "
-                "sites, and the decoder's cross-attention values, which the KV cache then holds), none per token."]
+        out += ["", "Identity sites still run their arithmetic (a gate saturated to 1 is still a sigmoid of a "
+                "matrix product; a zero up-projection still multiplies).  Extra operator calls of the compiled model "
+                "over the original: " + "; ".join(notes) + ".  Equal counts at n and 2n tokens mean one-time work per "
+                "call (the encoder's sites, and the decoder's cross-attention values, which the KV cache then holds), "
+                "none per token: every one of them is a site's matrix product, activation, sigmoid, product or sum, "
+                "the operators the hand-fused reference runs too (compiled <= hand-fused for every operator, above)."]
     return out + [""]
 
 

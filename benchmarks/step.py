@@ -12,7 +12,8 @@ import gc
 
 import torch
 
-from benchmarks.measure import interleaved, profile_work, top_operators
+from benchmarks.measure import (interleaved, layout_differences, operator_layouts, profile_work, python_calls,
+                                top_operators)
 from benchmarks.workloads import Shape, build_variants, trainable, variant_steps
 
 #: the time targets (compiled / reference, median over rounds)
@@ -63,6 +64,9 @@ def run_step(backbone: str, shape: Shape, rounds: int, repeats: int = 1, explain
         "ops_compiled_over_fused": work["compiled"].excess_over(work["fused"]),
         "ops_fused_over_compiled": work["fused"].excess_over(work["compiled"]),
         "layer_ops_compiled_over_fused": layer_excess(variants, shape),
+        # same operators, but on other shapes or memory layouts?  (0: none)
+        "layout_differences": layout_differences(operator_layouts(steps["compiled"]), operator_layouts(steps["fused"])),
+        "python_calls": {name: python_calls(steps[name]) for name in ("compiled", "fused")},
     }
     missed = [key for key in ("compiled/fused", "compiled/paper") if result["time"][key]["median"] > TIME_TARGET]
     if missed and explain:  # say where the time goes, for the variants involved

@@ -11,7 +11,10 @@ classes become runtime subclasses; docs/design.md, "The prefix pass"):
   the original forward on ``inputs_embeds``;
 * the decoder's ``forward`` extends a cross-attention mask that is shorter than the encoder's
   output by ones on the left (prefix tokens are never padding), and drops the visual keywords that
-  the outer model forwards to every stack.
+  the outer model forwards to every stack;
+* both extend through one shared :class:`MaskExtension`, which builds the extension once per mask
+  tensor: the decoder reuses the encoder's (the outer model hands both the same tensor), and a
+  generation loop's decoder steps reuse the first one, as hand-written code would.
 
 So ``model(input_ids, attention_mask, labels=..., vis_feats=..., vis_boxes=...)`` trains, and
 ``model.generate(input_ids, attention_mask=..., vis_feats=..., vis_boxes=...)`` generates: the
@@ -95,10 +98,11 @@ def _encoder_forward(
     if inputs_embeds is not None:
         prefix = self.vls_prefix(inputs_embeds.shape[0], vis_feats, vis_boxes, vis_image_ids)
         if prefix is not None:
-            inputs_embeds = torch.cat([prefix.to(inputs_embeds.dtype), inputs_embeds], dim=1)
+            if prefix.dtype != inputs_embeds.dtype:  # a same-dtype cast would still dispatch an op
+                prefix = prefix.to(inputs_embeds.dtype)
+            inputs_embeds = torch.cat([prefix, inputs_embeds], dim=1)
             if attention_mask is not None:
-                ones = attention_mask.new_ones(attention_mask.shape[0], prefix.shape[1])
-                attention_mask = torch.cat([ones, attention_mask], dim=1)
+                attention_mask = self.vls_mask_extension(attention_mask, prefix.shape[1])
     return super(type(self), self).forward(input_ids=None, attention_mask=attention_mask,
                                            inputs_embeds=inputs_embeds, **kwargs)
 
@@ -110,10 +114,49 @@ def _decoder_forward(self, *args, encoder_hidden_states=None, encoder_attention_
     if encoder_attention_mask is not None and encoder_hidden_states is not None:
         missing = encoder_hidden_states.shape[1] - encoder_attention_mask.shape[-1]
         if missing > 0 and encoder_attention_mask.dim() == 2:
-            ones = encoder_attention_mask.new_ones(encoder_attention_mask.shape[0], missing)
-            encoder_attention_mask = torch.cat([ones, encoder_attention_mask], dim=1)
+            encoder_attention_mask = self.vls_mask_extension(encoder_attention_mask, missing)
     return super(type(self), self).forward(*args, encoder_hidden_states=encoder_hidden_states,
                                            encoder_attention_mask=encoder_attention_mask, **kwargs)
+
+
+class MaskExtension:
+    """The attention mask with ``prefix`` ones on the left, computed once per mask tensor.
+
+    The outer model hands one ``attention_mask`` tensor to the encoder and, as the cross-attention
+    mask, to the decoder; both need it extended by the prefix length.  The encoder and the decoder
+    share one MaskExtension, which keeps its last result: called again with the *same* tensor object,
+    unmodified since (its version counter unchanged), for the same prefix length, it returns that
+    result instead of building it again.  So a training step extends the mask once, as
+    hand-written code would, and generation extends it once per call (greedy: the loop passes the
+    encoder's mask object to every decoder step) or once per expansion (beam search expands the
+    mask once, then reuses it).  It holds the last mask and its extension, (B, S) integers, until
+    the next call.  Under ``torch.compile`` and ``torch.jit.trace`` it computes every time (a
+    compiler must not guard on object identity, and a trace must not capture an earlier call's
+    result as a constant), and so it does in inference mode, whose tensors have no version counter
+    (an in-place change could not be seen).
+    """
+
+    def __init__(self):
+        self._last = None  # (mask, mask version, prefix length, extension, extension version)
+
+    def __call__(self, mask: torch.Tensor, prefix: int) -> torch.Tensor:
+        if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.is_inference_mode_enabled()
+                or mask.is_inference()):
+            return self.extend(mask, prefix)
+        last = self._last  # read once: a concurrent call can only replace it, never half-change it
+        if (last is not None and last[0] is mask and last[1] == mask._version and last[2] == prefix
+                and last[4] == last[3]._version):
+            return last[3]
+        extended = self.extend(mask, prefix)
+        self._last = (mask, mask._version, prefix, extended, extended._version)
+        return extended
+
+    @staticmethod
+    def extend(mask: torch.Tensor, prefix: int) -> torch.Tensor:
+        return torch.cat([mask.new_ones(mask.shape[0], prefix), mask], dim=1)
+
+    def __deepcopy__(self, memo):  # a copied model starts with nothing remembered
+        return MaskExtension()
 
 
 def _stack_class(original: type, forward) -> type:
@@ -126,6 +169,9 @@ def _stack_class(original: type, forward) -> type:
 #: Where the encoder keeps its prefix tokens, and the decoder's flag to refuse visual inputs.
 PREFIX_ATTR = "vls_prefix"
 REFUSES_VISUAL_ATTR = "vls_refuses_visual"
+#: The :class:`MaskExtension` both stacks share (a plain attribute, not a submodule: no parameters,
+#: nothing in the state dict).
+MASK_EXTENSION_ATTR = "vls_mask_extension"
 
 
 def install_prefix(model: nn.Module, prefix: PrefixTokens) -> None:
@@ -135,6 +181,9 @@ def install_prefix(model: nn.Module, prefix: PrefixTokens) -> None:
         raise UsageError("the encoder already carries prefix tokens")
     encoder.add_module(PREFIX_ATTR, prefix)
     setattr(decoder, REFUSES_VISUAL_ATTR, prefix.projector is None)
+    extension = MaskExtension()
+    for stack in (encoder, decoder):
+        stack.__dict__[MASK_EXTENSION_ATTR] = extension
     swap_class(encoder, _stack_class(type(encoder), _encoder_forward))
     swap_class(decoder, _stack_class(type(decoder), _decoder_forward))
 
@@ -144,6 +193,8 @@ def remove_prefix(model: nn.Module) -> None:
     encoder, decoder = model.get_encoder(), model.get_decoder()
     encoder._modules.pop(PREFIX_ATTR, None)
     decoder.__dict__.pop(REFUSES_VISUAL_ATTR, None)
+    for stack in (encoder, decoder):
+        stack.__dict__.pop(MASK_EXTENSION_ATTR, None)
     for stack in (encoder, decoder):
         if is_rewritten(stack):
             swap_class(stack, original_class(stack))

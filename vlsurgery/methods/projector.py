@@ -38,6 +38,11 @@ from vlsurgery.methods.initializers import BackboneInit, init_linear_, init_tens
 from vlsurgery.methods.prompt import embedding_weight
 
 
+def as_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``; ``t`` itself, with no op dispatched, when it already is."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 class RMSNorm(nn.Module):
     """T5-style weight-only norm: y = w (.) x / sqrt(mean(x^2) + eps), statistics in float32."""
 
@@ -47,8 +52,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        variance = x.float().pow(2).mean(dim=-1, keepdim=True)
-        return self.weight * (x.float() * torch.rsqrt(variance + self.eps)).to(self.weight.dtype)
+        # Casts only where the dtype changes: a cast to the same dtype still dispatches an aten op.
+        x = as_dtype(x, torch.float32)
+        return self.weight * as_dtype(x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps),
+                                      self.weight.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
@@ -124,9 +131,9 @@ class VisualProjector(nn.Module):
             raise UsageError(f"{regions} regions but only {table.shape[0]} obj-order embeddings")
         if image_ids is None:
             image_ids = torch.zeros(batch, regions, dtype=torch.long, device=feats.device)
-        tokens = self.feat_norm(self.feat(feats.to(dtype))) + self.pos_norm(self.pos(boxes.to(dtype)))
+        tokens = self.feat_norm(self.feat(as_dtype(feats, dtype))) + self.pos_norm(self.pos(as_dtype(boxes, dtype)))
         obj = F.embedding(self._obj_ids(regions, table.shape[0], feats.device), table)  # (R, d)
-        return tokens + self.img_order(image_ids) + obj.to(tokens.dtype)
+        return tokens + self.img_order(image_ids) + as_dtype(obj, tokens.dtype)
 
     def make_identity_(self):
         raise UsageError("the visual projector creates tokens: it has no identity setting")
