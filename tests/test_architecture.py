@@ -16,9 +16,9 @@ STAGES = {
     "methods": 1, "profiles": 1, "data": 1,
     "spec": 2,
     "planning": 3,
-    "compiler": 4,
+    "compiler": 4, "search": 4,
     "diff": 5,
-    "checkpoint": 6,
+    "checkpoint": 6, "draw": 6,
     "training": 7,
     "testing": 8, "cli": 8, "__init__": 8,
 }

@@ -22,7 +22,9 @@ and the pipeline has one package per stage::
     vlsurgery.data       VL data: a procedural VQA task, HDF5/JSON readers, a collator, metrics
     vlsurgery.training   training on the Hugging Face Trainer from YAML recipes, PET-only checkpoints
     vlsurgery.testing    hypothesis strategies and property assertions (needs hypothesis)
-    vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, diff, compile, demo)
+    vlsurgery.search     design spaces: every member counted exactly, filtered by a budget
+    vlsurgery.draw       a design (or two, diffed) as a self-contained SVG/HTML picture
+    vlsurgery.cli        the ``vlsurgery`` command (check, fmt, plan, count, search, diff, draw, compile, demo)
 
 The public API::
 
@@ -43,7 +45,8 @@ from vlsurgery import diff  # a callable package: vlsurgery.diff(a, b)
 from vlsurgery.checkpoint.errors import CheckpointError, MergeError
 from vlsurgery.planning import count, plan
 from vlsurgery.profiles import load_backbone
-from vlsurgery.spec import Spec, dumps, load, parse
+from vlsurgery.spec import Spec, dumps, load, load_space, parse, parse_space
+from vlsurgery import draw, search  # callable packages: vlsurgery.search(space, ...), vlsurgery.draw(spec)
 
 
 def compile(spec, model, *, seed=None):
@@ -94,4 +97,5 @@ def merge(model, *, partial=False):
 
 __all__ = ["BackboneError", "CheckpointError", "CompileError", "MergeError", "ResolutionError", "Spec", "SpecError",
            "SpecSyntaxError", "UsageError", "VLSurgeryError", "compile", "count", "diff", "dumps", "load",
-           "load_backbone", "merge", "parse", "plan", "restore", "save", "train"]
+           "load_backbone", "load_space", "merge", "parse", "parse_space", "plan", "restore", "save", "search",
+           "draw", "train"]

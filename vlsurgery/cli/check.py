@@ -19,6 +19,7 @@ from vlsurgery.cli.plan import add_roots_option
 from vlsurgery.errors import BackboneError, SpecError
 from vlsurgery.spec import summarize
 from vlsurgery.spec.loader import load_with_problems
+from vlsurgery.spec.space import Space
 
 
 def add_parser(subparsers) -> None:
@@ -35,12 +36,13 @@ def run(args) -> int:
     status = 0
     for i, path in enumerate(args.specs):
         try:
-            spec, warnings, texts, chain = load_with_problems(path, args.roots)
+            spec, warnings, texts, chain = load_with_problems(path, args.roots, space=True)
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             status = 1
             continue
-        if not _fits_its_backbone(spec, path):
+        space = Space.of(spec)  # a plain spec is a space of one member
+        if not all(_fits_its_backbone(space.member(idx), path, space, idx) for idx in space.samples()):
             status = 1
             continue
         for w in warnings:
@@ -51,13 +53,20 @@ def run(args) -> int:
             if i:
                 print()
             count = f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else ""
-            print(f"{path}: ok{count}")
-            print(summarize(spec, chain))
+            if space.axes:
+                print(f"{path}: ok{count}, a design space: {len(space.axes)} choice{'s' * (len(space.axes) != 1)}, "
+                      f"{len(space):,} members (every option checked)")
+                print("\n".join(["choices"] + ["  " + line for line in space.describe()]))
+                print("the first member:")
+            else:
+                print(f"{path}: ok{count}")
+            print(summarize(space.member((0,) * len(space.axes)), chain))
     return status
 
 
-def _fits_its_backbone(spec, path: str) -> bool:
-    """Resolve the spec on the backbone it names when that needs no network; print why not."""
+def _fits_its_backbone(spec, path: str, space=None, idx=()) -> bool:
+    """Resolve the spec on the backbone it names when that needs no network; print why not (for a
+    member of a space, with the choices that made it)."""
     from vlsurgery.planning.resolve import resolve
     from vlsurgery.profiles.backbone import backbone_name_problem, known_offline
 
@@ -74,5 +83,8 @@ def _fits_its_backbone(spec, path: str) -> bool:
         resolve(spec, name)
     except (SpecError, BackboneError) as e:
         print(e.render() if isinstance(e, SpecError) else f"{path}: error: {e}", file=sys.stderr)
+        if space is not None and space.axes:
+            print("  = in the member with " + ", ".join(f"{k} = {v}" for k, v in space.choices(idx).items()),
+                  file=sys.stderr)
         return False
     return True

@@ -18,11 +18,11 @@ import argparse
 import os
 import sys
 
-from vlsurgery.cli import check, compile, count, demo, diff, fmt, merge, plan, specs, train
+from vlsurgery.cli import check, compile, count, demo, diff, draw, fmt, merge, plan, search, specs, train
 from vlsurgery.errors import SpecError, UsageError, VLSurgeryError
 
 #: Sub-command modules, in the order ``vlsurgery --help`` lists them.
-COMMANDS = (check, fmt, plan, count, diff, compile, merge, specs, train, demo)
+COMMANDS = (check, fmt, plan, count, search, diff, draw, compile, merge, specs, train, demo)
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_PIPE = 0, 1, 2, 141
 

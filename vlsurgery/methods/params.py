@@ -20,7 +20,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from vlsurgery import caches
 
 #: The five granularities of the gate G (docs/paper.md §2), with the paper's names as aliases.
 GRANULARITIES = ("none", "scalar", "token", "vector", "matrix")
@@ -138,14 +141,16 @@ class ParamSpec:
         return value, None
 
 
-def schema(params_cls) -> dict[str, ParamSpec]:
-    """The ParamSpec of every field of a hyperparameter dataclass, by DSL keyword."""
+@caches.memoize("methods.schema")
+def schema(params_cls) -> Mapping[str, ParamSpec]:
+    """The ParamSpec of every field of a hyperparameter dataclass, by DSL keyword (read-only, built
+    once per class: validation, planning and ``search`` ask for it once per statement)."""
     out = {}
     for f in dataclasses.fields(params_cls):
         m = f.metadata
         out[f.name] = ParamSpec(f.name, m["kind"], f.default, m["doc"], m["choices"], m["aliases"],
                                 m["min"], m["max"])
-    return out
+    return MappingProxyType(out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Public API::
     dumps(spec, format="dsl") -> str                  # canonical text; parse(dumps(s)) == s
     resolve_lets(spec) -> Spec                        # $refs replaced by their let's value
     validate(spec) -> [Problem]                       # errors and warnings, without raising
+    load_space(path) / parse_space(text) -> Space     # a design space: choices (a|b), members are Specs
 
 Override rule (statements apply in order, site by site): a statement with a method different from
 the site's current one replaces the site's configuration; with the same method, or with no
@@ -20,10 +21,16 @@ from __future__ import annotations
 
 from vlsurgery.errors import UsageError
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
-from vlsurgery.spec.loader import guess_format, load, merge, parse, resolve_lets
+from vlsurgery.spec.loader import guess_format, load, load_space, merge, parse, parse_space, resolve_lets
 from vlsurgery.spec.printer import address_text, dumps_dsl, dumps_yaml
+from vlsurgery.spec.space import Space, checked
 from vlsurgery.spec.summary import summarize
-from vlsurgery.spec.validate import validate
+
+
+def validate(spec: Spec, *, strict_refs: bool | None = None, where: dict | None = None):
+    """Every problem of a spec, errors and warnings, without raising (see
+    :func:`vlsurgery.spec.validate.validate`); a design space is one error that says so."""
+    return checked(spec, False, strict_refs=strict_refs, where=where)
 
 
 def dumps(spec: Spec, format: str = "dsl") -> str:
@@ -35,6 +42,6 @@ def dumps(spec: Spec, format: str = "dsl") -> str:
     raise UsageError(f"unknown spec format {format!r}: expected dsl or yaml")
 
 
-__all__ = ["Address", "Index", "Param", "Projector", "Range", "Ref", "Segment", "Spec", "Statement",
-           "address_text", "dumps", "guess_format", "load", "merge", "parse", "resolve_lets", "summarize",
+__all__ = ["Address", "Index", "Param", "Projector", "Range", "Ref", "Segment", "Space", "Spec", "Statement",
+           "address_text", "dumps", "guess_format", "load", "load_space", "merge", "parse", "parse_space", "resolve_lets", "summarize",
            "validate"]

@@ -22,6 +22,8 @@ from vlsurgery.errors import LIMITS, Problem, Span
 from vlsurgery.spec.grammar import NUMBER_RANGE, line_col, number_complaint, parser, scan, syntax_problem
 from vlsurgery.methods.params import call_text
 from vlsurgery.spec.ir import Address, Index, Param, Projector, Range, Ref, Segment, Spec, Statement
+from vlsurgery.spec.choice import Choice
+from vlsurgery.spec.choice_rules import ChoiceRules
 
 # --------------------------------------------------------------------------------------------
 # Strings
@@ -87,7 +89,7 @@ def _span(source, meta_or_token) -> Span:
     return Span(source, m.line, m.column, m.end_line, m.end_column)
 
 
-class _ToIR(Transformer):
+class _ToIR(ChoiceRules, Transformer):
     """Builds IR objects; declarations come out as ``(kind, value, span)`` for :func:`_assemble`."""
 
     def __init__(self, source: str | None):
@@ -157,16 +159,7 @@ class _ToIR(Transformer):
         start, stop = (None if c is None else self._number(c) for c in children)
         return Range(None if start is BAD else start, None if stop is BAD else stop)
 
-    def layers(self, children):
-        return tuple(children)
-
-    @v_args(meta=True)
-    def segment(self, meta, children):
-        return Segment(children[0], children[1], span=_span(self.source, meta))
-
-    @v_args(meta=True)
-    def address(self, meta, children):
-        return Address(tuple(children), span=_span(self.source, meta))
+    # layers, segments, addresses and choices: ChoiceRules
 
     # statements -------------------------------------------------------------------------
     @v_args(meta=True)
@@ -196,6 +189,9 @@ class _ToIR(Transformer):
     def site(self, meta, children):
         address, method, *params = children
         params = [p for p in params if p is not None]
+        if not isinstance(method, (str, Token, type(None))):  # a method choice
+            return ("site", Statement(address, method, tuple(params), span=_span(self.source, meta),
+                                      method_span=method.span), None)
         return ("site", Statement(address, None if method is None else str(method), tuple(params),
                                   span=_span(self.source, meta),
                                   method_span=None if method is None else _span(self.source, method)), None)
@@ -204,7 +200,7 @@ class _ToIR(Transformer):
         return children
 
 
-BAD = object()  # a value that was reported as out of range
+BAD = ChoiceRules.BAD  # a value that was reported as out of range
 
 
 def _assemble(items, source, problems, first: dict[str, Span]) -> Spec:
@@ -355,7 +351,9 @@ def parse_address(text: str, span: Span | None) -> tuple[Address | None, list[Pr
         return None, [problem]
     builder = _ToIR(source)
     address = builder.transform(tree)
-    if span is not None:
+    if span is not None and isinstance(address, Choice):  # a choice of addresses: each one moved
+        address = Choice(tuple(_shift(a, span) for a in address.options), span=_shift(address.options[0], span).span)
+    elif span is not None:
         address = _shift(address, span)
     return address, builder.problems
 

@@ -25,7 +25,7 @@ from vlsurgery.errors import LIMITS, Problem, Span, SpecError, SpecFileError, Sp
 from vlsurgery.resources import LIB, library_names, near_spec, read_file, spec_library, spec_names
 from vlsurgery.spec.dsl import parse_dsl
 from vlsurgery.spec.ir import Param, Ref, Spec
-from vlsurgery.spec.validate import validate
+from vlsurgery.spec.space import Space, checked
 from vlsurgery.spec.yaml_form import parse_yaml
 
 FORMATS = ("dsl", "yaml")
@@ -91,7 +91,8 @@ def decode(data: bytes | str, source: str | None) -> str:
 
 
 def read(text: str | bytes, source: str | None = None, format: str | None = None,
-         meta: dict | None = None, strict_refs: bool | None = None) -> tuple[Spec, list[Problem], bool, str]:
+         meta: dict | None = None, strict_refs: bool | None = None, space: bool = False
+         ) -> tuple[Spec, list[Problem], bool, str]:
     """Parse without raising: ``(spec, problems, syntax_failed, text)``; validation included.
 
     ``strict_refs`` as in :func:`validate` (``load`` checks each file of an extends chain with
@@ -107,7 +108,7 @@ def read(text: str | bytes, source: str | None = None, format: str | None = None
     syntax_failed = (meta["syntax_errors"] > 0 if "syntax_errors" in meta
                      else any(p.severity == "error" for p in problems))
     strict = strict_refs if not syntax_failed else False  # a broken `let` must not make every $ref an error
-    problems = sorted(problems + validate(spec, strict_refs=strict, where=meta),
+    problems = sorted(problems + checked(spec, space, strict_refs=strict, where=meta),
                       key=lambda p: (p.span is None, p.span.line if p.span else 0, p.span.column if p.span else 0))
     return spec, problems, syntax_failed, text
 
@@ -214,8 +215,9 @@ def merge(base: Spec, child: Spec) -> Spec:
 
 
 class _Loader:
-    def __init__(self, roots):
+    def __init__(self, roots, space: bool = False):
         self.roots = roots
+        self.space = space
         self.texts: dict = {}
         self.problems: list[Problem] = []
         self.syntax_failed = False
@@ -236,7 +238,7 @@ class _Loader:
         try:
             data = read_file(path, source)
             meta: dict = {}
-            spec, problems, failed, text = read(data, source, None, meta, strict_refs=False)
+            spec, problems, failed, text = read(data, source, None, meta, strict_refs=False, space=self.space)
         except SpecError as e:
             self.problems += [Problem(p.message, p.span or at, p.expected, p.hint, p.severity) for p in e.problems]
             self.texts.update(e.texts)
@@ -305,21 +307,23 @@ def spec_path(name: str | os.PathLike) -> tuple[Path, str]:
     return found, display_name(found)
 
 
-def load_with_problems(path: str | os.PathLike, roots=()) -> tuple[Spec, list[Problem], dict, list[str]]:
-    """``load`` that also returns warnings, the source texts and the extends chain (for ``check``)."""
+def load_with_problems(path: str | os.PathLike, roots=(), space: bool = False
+                       ) -> tuple[Spec, list[Problem], dict, list[str]]:
+    """``load`` that also returns warnings, the source texts and the extends chain (for ``check``);
+    with ``space``, the spec may be a design space (its members are checked)."""
     source = os.fspath(path)
     if "\0" in source:
         raise SpecFileError.single("a spec path cannot contain a NUL character", None, expected="a file name")
     if source.startswith(LIB):
-        loader = _Loader(roots)
+        loader = _Loader(roots, space)
         found, shown = spec_path(source)
         spec = loader.load(found, shown, ())
     else:
-        loader = _Loader(_roots(Path(source), roots))
+        loader = _Loader(_roots(Path(source), roots), space)
         spec = loader.load(Path(source), source, ())
     errors = [p for p in loader.problems if p.severity == "error"]
     if spec is not None and not errors:
-        loader.problems = validate(spec)  # the merged design, lets bound: refs and cross-field rules
+        loader.problems = checked(spec, space)  # the merged design, lets bound: refs and cross-field rules
     _raise(loader.problems, loader.texts, loader.syntax_failed, loader.file_failed)
     if spec is None:  # pragma: no cover - a failed load always has an error
         raise SpecFileError.single(f"cannot load {source}")
@@ -334,6 +338,19 @@ def load(path: str | os.PathLike, *, roots=()) -> Spec:
     folders whose specs an ``extends`` may name (docs/limits.md).
     """
     return load_with_problems(path, roots)[0]
+
+
+def load_space(path: str | os.PathLike, *, roots=()) -> Space:
+    """The design space in a file (``extends`` merged), every value of every axis checked; a spec
+    without choices is a space of one member."""
+    return Space.of(load_with_problems(path, roots, space=True)[0])
+
+
+def parse_space(text: str | bytes, source: str | None = None, format: str | None = None) -> Space:
+    """The design space a text says (as :func:`parse`, for spaces)."""
+    spec, problems, failed, text = read(text, source, format, space=True)
+    _raise(problems, {source: text}, failed)
+    return Space.of(spec)
 
 
 def resolve_lets(spec: Spec) -> Spec:

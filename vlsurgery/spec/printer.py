@@ -22,6 +22,7 @@ import yaml
 from vlsurgery.spec.dsl import quote
 from vlsurgery.spec.grammar import KEYWORDS
 from vlsurgery.methods.params import CALL, call_text
+from vlsurgery.spec.choice import Choice
 from vlsurgery.spec.ir import Address, Index, Param, Ref, Segment, Spec, Statement
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -46,7 +47,9 @@ def scalar_text(value) -> str | None:
 
 
 def value_text(value) -> str:
-    """A value as the DSL writes it: ``96``, ``0.3``, ``true``, ``vector``, ``"a b"``, ``$r``."""
+    """A value as the DSL writes it: ``96``, ``0.3``, ``true``, ``vector``, ``"a b"``, ``$r``, ``(48|96)``."""
+    if isinstance(value, Choice):
+        return "(" + "|".join(value_text(v) for v in value.options) + ")"
     scalar = scalar_text(value)
     if scalar is not None:
         return scalar
@@ -82,6 +85,10 @@ def segment_text(segment: Segment) -> str:
 
 
 def address_text(address: Address) -> str:
+    if isinstance(address, Choice):
+        from vlsurgery.spec.space_text import address_choice_text
+
+        return address_choice_text(address, segment_text, _layer_text)
     return ".".join(segment_text(s) for s in address.segments)
 
 
@@ -91,7 +98,10 @@ def params_text(params: tuple[Param, ...]) -> str:
 
 def statement_text(stmt: Statement) -> str:
     parts = [address_text(stmt.target) + ":"]
-    if stmt.method is not None:
+    if isinstance(stmt.method, Choice):
+        parts.append("(" + " | ".join(" ".join(filter(None, [o.method, params_text(o.params)]))
+                                      for o in stmt.method.options) + ")")
+    elif stmt.method is not None:
         parts.append(stmt.method)
     if stmt.params:
         parts.append(params_text(stmt.params))
@@ -231,7 +241,25 @@ def yaml_value(value) -> str:
 
 
 def _params(params, indent) -> list[str]:
-    return [f"{indent}{p.key}: {yaml_value(p.value)}" for p in params]
+    return [f"{indent}{p.key}: {_yaml_choice(p.value)}" for p in params]
+
+
+def _yaml_choice(value) -> str:
+    """A value, or a choice as a YAML flow list (``[48, 96]``: a list in a value's place is a choice)."""
+    if isinstance(value, Choice):
+        return "[" + ", ".join(yaml_value(v) for v in value.options) + "]"
+    return yaml_value(value)
+
+
+def _yaml_method(method) -> str:
+    if not isinstance(method, Choice):
+        return _yaml_str(method)
+    options = []
+    for o in method.options:
+        fields = ([f"method: {_yaml_str(o.method)}"] if o.method is not None else []) + [
+            f"{p.key}: {_yaml_choice(p.value)}" for p in o.params]
+        options.append("{" + ", ".join(fields) + "}" if o.params or o.method is None else _yaml_str(o.method))
+    return "[" + ", ".join(options) + "]"
 
 
 def dumps_yaml(spec: Spec) -> str:
@@ -252,7 +280,7 @@ def dumps_yaml(spec: Spec) -> str:
         for stmt in spec.statements:
             out.append(f"  - at: {_yaml_str(address_text(stmt.target))}")
             if stmt.method is not None:
-                out.append(f"    method: {_yaml_str(stmt.method)}")
+                out.append(f"    method: {_yaml_method(stmt.method)}")
             out += _params(stmt.params, "    ")
     return "\n".join(out) + "\n" if out else "{}\n"
 

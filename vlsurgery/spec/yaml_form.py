@@ -26,6 +26,7 @@ from vlsurgery.errors import LIMITS, Problem, Span, did_you_mean
 from vlsurgery.methods.params import CALL, METHOD_PARAMS, schema
 from vlsurgery.spec import dsl
 from vlsurgery.spec.grammar import NUMBER_RANGE, number_complaint
+from vlsurgery.spec.choice import Choice, Option
 from vlsurgery.spec.ir import Param, Projector, Ref, Spec, Statement
 
 TOP_KEYS = ("backbone", "extends", "let", "projector", "train", "sites")
@@ -165,10 +166,34 @@ class _Reader:
         self.problems += problems
         return address
 
+    def choice_or_scalar(self, node, what):
+        """A value, or a design-space choice written as a list of values (docs/language.md)."""
+        if not isinstance(node, SequenceNode):
+            return self.scalar(node, what)
+        values = [self.scalar(n, what) for n in self.sequence(node, what)]
+        if len(values) < 2:
+            self.error(f"{what} must be a single value, or a choice of two or more", node, expected="e.g. [48, 96]")
+        return None if len(values) < 2 or None in values else Choice(tuple(values), span=self.span(node))
+
+    def method_choice(self, node):
+        """``method: [adapter, {method: compacter, n: 4}, none]``: one of these methods."""
+        options = []
+        for item in self.sequence(node, "method"):
+            if isinstance(item, MappingNode):
+                pairs = self.mapping(item, "a method option")
+                m = next((v for k, _, v in pairs if k == "method"), None)
+                options.append(Option(m and self.text(m, "method"), tuple(self.params(
+                    [p for p in pairs if p[0] != "method"], "option")), span=self.span(item)))
+            else:
+                options.append(Option(self.text(item, "method"), span=self.span(item)))
+        if len(options) < 2:
+            self.error("a method choice needs at least two options", node, expected="a list such as [lite, none]")
+        return Choice(tuple(options), span=self.span(node)) if len(options) >= 2 else None
+
     def params(self, pairs, what) -> list[Param]:
         out = []
         for key, key_node, value_node in pairs:
-            value = self.scalar(value_node, f"{what} parameter '{key}'")
+            value = self.choice_or_scalar(value_node, f"{what} parameter '{key}'")
             if value is None:
                 continue
             if not _NAME.fullmatch(key):
@@ -228,7 +253,7 @@ class _Reader:
             if not _NAME.fullmatch(key):
                 self.error(f"let name {key!r} is not a name", key_node, expected="a name such as r")
                 continue
-            value = self.scalar(value_node, f"let {key}")
+            value = self.choice_or_scalar(value_node, f"let {key}")
             if value is not None:
                 out.append(Param(key, value, span=self.pair_span(key_node, value_node)))
         return tuple(out)
@@ -241,7 +266,8 @@ class _Reader:
                 self.error("a site needs 'at:', the address it applies to", node, expected="at: encoder.ffn")
             return None
         method_node = next((v for k, _, v in pairs if k == "method"), None)
-        method = self.text(method_node, "method") if method_node is not None else None
+        method = (None if method_node is None else self.method_choice(method_node)
+                  if isinstance(method_node, SequenceNode) else self.text(method_node, "method"))
         rest = []
         for key, key_node, value_node in pairs:
             if key in ("at", "method"):

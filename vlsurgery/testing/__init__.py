@@ -45,7 +45,8 @@ except ModuleNotFoundError as e:
 from vlsurgery.testing.assertions import (assert_counts_match, assert_diff_laws, assert_dsl_yaml_agree,
                                           assert_roundtrip, spec_text)
 from vlsurgery.testing.backbones import FAMILIES, backbones
+from vlsurgery.testing.spaces import space_members
 from vlsurgery.testing.strategies import METHODS, ROLES, designs, specs
 
 __all__ = ["FAMILIES", "METHODS", "ROLES", "assert_counts_match", "assert_diff_laws", "assert_dsl_yaml_agree",
-           "assert_roundtrip", "backbones", "designs", "spec_text", "specs"]
+           "assert_roundtrip", "backbones", "designs", "space_members", "spec_text", "specs"]
