@@ -126,8 +126,10 @@ def built_count(p) -> tuple[int, int]:
     return added + base_trainable + (projector if p.train_projector else 0), base + added + projector
 
 
-# every shipped spec on bart-base (Table 9: the base designs and two gates each, to stay fast)
+# every shipped spec on its own backbone (Table 9: the base designs and two gates each, to stay
+# fast; the LLaVA designs add real-size modules to a 7B model, tests/families compiles them instead)
 @pytest.mark.parametrize("spec", [s for s in ALL_SPECS if "t5-base" not in s and "prompt" not in s
+                                  and not s.startswith("llava/")
                                   and not s.endswith(("-middlex.vls", "-middley.vls"))] + [
     "paper/t5-base/vl-pet-large.vls", "paper/bart-base/vl-pet-middlex.vls", "paper/bart-base/vl-pet-middley.vls"])
 def test_counts_equal_built_modules(spec):

@@ -15,7 +15,19 @@ from vlsurgery.profiles import load_backbone, preset_config, preset_names, profi
 from vlsurgery.profiles.backbone import PRESETS_DIR, preset_profile
 from vlsurgery.profiles.families.t5 import untied_lm_head
 
-CONFIGS = family_configs()
+def decoder_only_configs():
+    """(id, config) of the LLaMA layout: GQA everywhere; biases, q/k norms and tying as each type has them."""
+    from transformers import AutoConfig
+
+    small = dict(vocab_size=96, hidden_size=16, intermediate_size=24, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2)
+    return [(f"{t}{'-' + '-'.join(extra) if extra else ''}", AutoConfig.for_model(t, **small, **extra))
+            for t, extra in [("llama", {}), ("llama", {"attention_bias": True, "mlp_bias": True, "tie_word_embeddings": True}),
+                             ("mistral", {"head_dim": 8}), ("qwen2", {}), ("qwen2", {"tie_word_embeddings": True}),
+                             ("qwen3", {}), ("qwen3", {"attention_bias": True, "head_dim": 6})]]
+
+
+CONFIGS = family_configs() + decoder_only_configs()
 IDS = [name for name, _ in CONFIGS]
 
 
@@ -29,7 +41,8 @@ def test_parameter_table_is_named_parameters(config):
     assert "final_logits_bias" not in profile.parameters
 
 
-@pytest.mark.parametrize("name", ["tiny-bart", "tiny-t5", "tiny-t5-gated", "t5-small", "bart-base"])
+@pytest.mark.parametrize("name", ["tiny-bart", "tiny-t5", "tiny-t5-gated", "t5-small", "bart-base", "tiny-llama",
+                                  "tiny-qwen2", "llama-3.2-1b", "qwen2.5-0.5b", "mistral-7b"])
 def test_preset_table_is_named_parameters(name):
     config = preset_config(name)
     profile = profile_of(config)
@@ -41,7 +54,8 @@ def test_preset_table_is_named_parameters(name):
 # Published parameter counts of the checkpoints (as loaded by from_pretrained).
 KNOWN = {"bart-base": 139_420_416, "bart-large": 406_291_456, "t5-small": 60_506_624, "t5-base": 222_903_552,
          "t5-large": 737_668_096, "t5-3b": 2_851_598_336, "flan-t5-base": 247_577_856,
-         "flan-t5-small": 76_961_152, "flan-t5-large": 783_150_080}
+         "flan-t5-small": 76_961_152, "flan-t5-large": 783_150_080,
+         "llama-3.2-1b": 1_235_814_400, "qwen2.5-0.5b": 494_032_768, "mistral-7b": 7_241_732_096}
 
 
 @pytest.mark.parametrize("name", sorted(KNOWN))
@@ -89,7 +103,7 @@ def test_paths_and_points_name_real_modules(config):
                 if norm_types:
                     assert isinstance(inside[sub.norm], norm_types)
                 else:
-                    assert type(inside[sub.norm]).__name__.endswith("LayerNorm")
+                    assert type(inside[sub.norm]).__name__.endswith(("LayerNorm", "RMSNorm"))
                 for role, linears in sub.projections:
                     for linear in linears:
                         assert isinstance(inside[linear], nn.Linear), (role, linear)
@@ -135,7 +149,10 @@ def test_points_are_the_residual_stream(config):
                 lambda mod, a, out, key=(stack.name, i): store.__setitem__(key, out[0] if isinstance(out, tuple) else out)))
     ids = torch.tensor([[5, 6, 7, 8, 9, 2]])
     with torch.no_grad():
-        model(input_ids=ids, decoder_input_ids=torch.tensor([[2, 5, 6, 7]]))
+        if profile.stack("encoder") is None:  # decoder-only
+            model(input_ids=ids)
+        else:
+            model(input_ids=ids, decoder_input_ids=torch.tensor([[2, 5, 6, 7]]))
     for h in handles:
         h.remove()
     for stack in profile.stacks:
@@ -150,11 +167,11 @@ def test_points_are_the_residual_stream(config):
 
 
 def test_unknown_family_lists_supported():
-    from transformers import GPT2Config
+    from transformers import ElectraConfig
 
     with pytest.raises(BackboneError) as e:
-        profile_of(GPT2Config(n_layer=1))
-    assert "gpt2" in str(e.value) and "bart" in str(e.value) and "t5" in str(e.value)
+        profile_of(ElectraConfig(num_hidden_layers=1))
+    assert "'electra'" in str(e.value) and all(f in str(e.value) for f in ("bart", "t5", "gpt2"))
 
 
 def test_backbone_forms(tmp_path):
@@ -183,7 +200,10 @@ def test_presets_are_complete_json():
     for name in preset_names():
         data = json.loads((PRESETS_DIR / f"{name}.json").read_text())
         assert {"description", "config"} <= set(data)
-        assert {"pad_token_id", "eos_token_id", "decoder_start_token_id", "vocab_size", "d_model"} <= set(data["config"])
+        needed = {"model_type"}
+        if preset_profile(name).stack("encoder") is not None:  # an encoder-decoder starts its decoder with a token
+            needed |= {"pad_token_id", "decoder_start_token_id", "d_model"}
+        assert needed <= set(data["config"]), name
     assert {"bart-base", "bart-large", "t5-small", "t5-base", "t5-large", "t5-3b", "flan-t5-base", "tiny-bart",
             "tiny-t5", "tiny-t5-gated"} <= set(preset_names())
 
@@ -193,3 +213,114 @@ def test_profile_is_fast_for_t5_3b():
     profile = profile_of(preset_config("t5-3b"))
     assert profile.attn_inner == 4096 and profile.num_parameters == KNOWN["t5-3b"]
     assert time.perf_counter() - start < 1.0
+
+
+# -- vision towers (CLIP, SigLIP) and LLaVA composites: no token ids, so their own forward passes
+
+
+def vision_configs():
+    """(id, config) of small vision towers and LLaVA models (CLIP or SigLIP tower, Llama or Qwen2 text)."""
+    from transformers import AutoConfig, LlavaConfig
+
+    tower = dict(hidden_size=16, intermediate_size=24, num_hidden_layers=3, num_attention_heads=2, image_size=32,
+                 patch_size=8)
+    text = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2)
+    clip = AutoConfig.for_model("clip_vision_model", **tower)
+    siglip = AutoConfig.for_model("siglip_vision_model", **tower)
+    return [("clip-vision", clip), ("siglip-vision", siglip),
+            ("siglip-vision-headless", AutoConfig.for_model("siglip_vision_model", **tower, vision_use_head=False)),
+            ("llava-clip-llama", LlavaConfig(vision_config=clip.to_dict(), image_token_id=95,
+                                             text_config=AutoConfig.for_model("llama", **text).to_dict())),
+            ("llava-siglip-qwen2-tied-two-feature-layers", LlavaConfig(
+                vision_config=siglip.to_dict(), image_token_id=95, vision_feature_layer=[-3, -1],
+                vision_feature_select_strategy="full",  # SigLIP has no class token to drop
+                text_config=AutoConfig.for_model("qwen2", **text, tie_word_embeddings=True).to_dict()))]
+
+
+VISION = vision_configs()
+VISION_IDS = [name for name, _ in VISION]
+
+
+def _pixels_and_ids(config):
+    """Inputs for a tower (pixel_values) or a LLaVA model (+ text with one image's placeholder tokens)."""
+    vision = getattr(config, "vision_config", config)
+    pixels = torch.randn(1, 3, vision.image_size, vision.image_size, generator=torch.Generator().manual_seed(0))
+    if vision is config:
+        return {"pixel_values": pixels}
+    patches = (vision.image_size // vision.patch_size) ** 2
+    return {"pixel_values": pixels, "input_ids": torch.tensor([[5, 6] + [config.image_token_id] * patches + [7, 8]])}
+
+
+@pytest.mark.parametrize("config", [c for _, c in VISION], ids=VISION_IDS)
+def test_vision_parameter_table_is_named_parameters(config):
+    profile = profile_of(config)
+    model = build_meta(config, profile)
+    assert [(n, tuple(p.shape)) for n, p in model.named_parameters()] == list(profile.parameter_shapes)  # order too
+
+
+@pytest.mark.parametrize("config", [c for _, c in VISION], ids=VISION_IDS)
+def test_vision_paths_and_points_name_real_modules(config):
+    profile = profile_of(config)
+    modules = dict(build_meta(config, profile).named_modules())
+    vision = profile.stack("vision")
+    towers = len(modules[vision.layers_path])
+    if profile.family == "llava":  # only the layers whose output LLaVA reads (docs/llava.md)
+        chosen = config.vision_feature_layer
+        deepest = max(i % (towers + 1) for i in ([chosen] if isinstance(chosen, int) else chosen))
+        assert vision.n_layers == deepest == (towers - 1 if chosen == -2 else towers)
+        assert profile.own_projector in modules and "model.vision_tower.post_layernorm" not in vision.norms
+    else:
+        assert vision.n_layers == towers and profile.token_embedding == "" and not profile.roles.inputs
+    for stack in profile.stacks:
+        assert stack.root in modules and all(norm in modules for norm in stack.norms)
+        for i in range(stack.n_layers):
+            inside = dict(modules[stack.layer_module(i)].named_modules())
+            for sub in stack.sublayers:
+                for point in (sub.x_point, sub.h_point):
+                    assert point.rpartition(":")[0] in inside and profile.is_leaf(point.rpartition(":")[0]), point
+                assert sub.norm in inside and all(owner in inside for owner in sub.owns)
+                assert all(isinstance(inside[lin], nn.Linear) for _, linears in sub.projections for lin in linears)
+
+
+@pytest.mark.parametrize("config", [c for _, c in VISION], ids=VISION_IDS)
+def test_vision_points_are_the_residual_stream(config):
+    """Pre-LN: X + H of a sublayer is X of the next one, and the last one's is the layer's output."""
+    profile = profile_of(config)
+    model = build_cpu(config, profile)
+    store, handles = {}, []
+    for stack in profile.stacks:
+        for i in range(stack.n_layers):
+            layer = model.get_submodule(stack.layer_module(i))
+            for sub in stack.sublayers:
+                handles.append(_capture(layer, sub.x_point, store, (stack.name, i, sub.name, "x")))
+                handles.append(_capture(layer, sub.h_point, store, (stack.name, i, sub.name, "h")))
+            handles.append(layer.register_forward_hook(
+                lambda mod, a, out, key=(stack.name, i): store.__setitem__(key, out)))  # layers return a tensor
+    with torch.no_grad():
+        model(**_pixels_and_ids(config))
+    for h in handles:
+        h.remove()
+    for stack in profile.stacks:
+        for i in range(stack.n_layers):
+            subs = stack.sublayers
+            for j, sub in enumerate(subs):
+                x, h = store[(stack.name, i, sub.name, "x")], store[(stack.name, i, sub.name, "h")]
+                nxt = store[(stack.name, i, subs[j + 1].name, "x")] if j + 1 < len(subs) else store[(stack.name, i)]
+                torch.testing.assert_close(x + h, nxt, rtol=1e-5, atol=1e-5)
+
+
+# Published parameter counts (as from_pretrained loads the checkpoints: the vision tower alone for CLIP)
+VISION_KNOWN = {"clip-vit-b-32": 87_456_000, "clip-vit-l-14": 303_179_776, "llava-1.5-7b": 7_063_427_072}
+
+
+@pytest.mark.parametrize("name", ["tiny-clip-vision", "tiny-siglip-vision", "tiny-llava", "clip-vit-b-32",
+                                  "clip-vit-l-14", "siglip-base-patch16-224", "llava-1.5-7b"])
+def test_vision_preset_tables(name):
+    config = preset_config(name)
+    profile = profile_of(config)
+    assert profile.parameters == preset_profile(name).parameters  # JSON-only profile == config profile
+    model = build_meta(config, profile)
+    assert {n: tuple(p.shape) for n, p in model.named_parameters()} == profile.parameters
+    if name in VISION_KNOWN:
+        assert profile.num_parameters == VISION_KNOWN[name]

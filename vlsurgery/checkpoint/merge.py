@@ -18,7 +18,9 @@ scalar, token and matrix gates are sigmoids of the input (the vector gate is a c
 channel, which is why it folds); a sublayer site's H is the output of a whole attention or
 feed-forward block, not of one Linear, so there is no weight to fold into; prompt tokens and the
 visual projector add tokens, not weights.  On one projection, sites apply in order, so a foldable
-site after one that cannot fold stays too (folding it would change what the earlier site reads).
+site after one that cannot fold stays too (folding it would change what the earlier site reads),
+unless the two own disjoint output columns of a fused projection (GPT-2's q and k in ``c_attn``:
+a site on a column slice folds into W's rows of that slice only).
 
 ``merge(model)`` works in place and is all or nothing: it refuses (:class:`MergeError`, every
 site listed) unless every site folds, and then returns the plain Hugging Face model (original
@@ -40,6 +42,7 @@ from vlsurgery.checkpoint.saving import BASE_MERGED_ATTR
 from vlsurgery.checkpoint.marker import spec_of
 from vlsurgery.compiler.compile import SHARED_ATTR, site_name
 from vlsurgery.compiler.design import unmark
+from vlsurgery.compiler.causal_prefix import causal_roots, remove_causal_prefix
 from vlsurgery.compiler.prefix import PREFIX_ATTR, remove_prefix
 from vlsurgery.compiler.design import mark
 from vlsurgery.compiler.install import PET_ATTR, is_rewritten, original_class, swap_class
@@ -122,15 +125,17 @@ def merge_report(spec, backbone=None) -> MergeReport:
     from vlsurgery.planning import Plan, plan
 
     p = spec if isinstance(spec, Plan) else plan(spec, backbone)
-    out, blocked = [], {}
+    out, blocked = [], {}  # projection -> [(columns, path)] of its sites that cannot fold, in order
     for site in p.sites:
         reason = _why_not(site)
         where = site.module_path if site.kind == "projection" else None
-        if reason is None and where in blocked:
-            reason = (f"it follows {blocked[where]} on the same projection, which cannot fold: folding this one "
+        # a site on other output columns of a fused projection (GPT-2's k vs q) never reads this one's
+        earlier = next((path for columns, path in blocked.get(where, ()) if _overlap(columns, site.columns)), None)
+        if reason is None and earlier is not None:
+            reason = (f"it follows {earlier} on the same projection, which cannot fold: folding this one "
                       "would change what that site reads")
         if reason is not None and where is not None:
-            blocked.setdefault(where, site.path)
+            blocked.setdefault(where, []).append((site.columns, site.path))
         out.append(SiteMerge(site.path, site.method, reason is None, reason or ""))
     if p.projector is not None:
         out.append(SiteMerge("projector", "projector", False,
@@ -138,26 +143,38 @@ def merge_report(spec, backbone=None) -> MergeReport:
     return MergeReport(tuple(out))
 
 
-def _folded(linear, modules) -> tuple:
-    """(weight, bias) of ``linear`` with ``modules`` (its first sites, all foldable) folded in."""
+def _overlap(a, b) -> bool:
+    """Whether two column ranges of one projection's output overlap (None: all its columns)."""
+    return a is None or b is None or (a[0] < b[1] and b[0] < a[1])
+
+
+def _folded(linear, modules, columns) -> tuple:
+    """(weight, bias) of ``linear`` with ``modules`` (its first sites, all foldable) folded in; a
+    site with ``columns`` (start, stop) folds into those output rows only (GPT-2's q in c_attn).
+    Computed in nn.Linear's layout, returned in the module's own (Conv1D stores it transposed)."""
     import torch
 
     from vlsurgery.methods.ia3 import IA3
+    from vlsurgery.methods.projections import is_transposed, linear_weight
 
-    w = linear.weight.detach().double()
-    b = linear.bias.detach().double() if linear.bias is not None else None
-    for module in modules:
+    w = linear_weight(linear).detach().to(torch.float64, copy=True)  # (d_out, d_in)
+    b = linear.bias.detach().to(torch.float64, copy=True) if linear.bias is not None else None
+    for module, cols in zip(modules, columns):
+        rows = slice(None) if cols is None else slice(*cols)
+        part = w[rows]
         if isinstance(module, IA3):
             scale = module.scale.detach().double().to(w.device)
         else:  # a VLPET: optional LoRA, optional vector gate, constant scale
             delta = module.delta
             if delta is not None and not getattr(delta, "merged", False):
-                w = w + delta.delta_weight().double().to(w.device)
-            scale = torch.full((w.shape[0],), module.scale, dtype=torch.float64, device=w.device)
+                part = part + delta.delta_weight().double().to(w.device)
+            scale = torch.full((part.shape[0],), module.scale, dtype=torch.float64, device=w.device)
             if module.gate is not None:
                 scale = scale * (1 + module.gate.z.detach().double().to(w.device))
-        w = w * scale[:, None]
-        b = b * scale if b is not None else None
+        w[rows] = part * scale[:, None]
+        if b is not None:
+            b[rows] = b[rows] * scale
+    w = w.t() if is_transposed(linear) else w
     return w.to(linear.weight.dtype), (b.to(linear.bias.dtype) if b is not None else None)
 
 
@@ -189,10 +206,13 @@ def merge(model, spec=None, *, partial: bool = False):
         names = [site_name(s.path) for s in sites]
         modules = [pet[n] if pet is not None and n in pet else None for n in names]
         attached = linear.__dict__.get("_vls_sites", ())
-        if any(m is None for m in modules) or tuple(attached[:len(modules)]) != tuple(modules):
+        at = {id(m): i for i, m in enumerate(attached)}
+        order = [at.get(id(m)) for m in modules]
+        if None in order or order != sorted(order):  # kept sites may sit between them (other columns)
             raise MergeError(f"{path}: its sites are not those the spec places there: the model was not compiled "
                              "with this spec (or was changed since)")
-        updates.append((linear, layer, names, *_folded(linear, modules)))
+        columns = linear.__dict__.get("_vls_columns", (None,) * len(attached))
+        updates.append((linear, layer, names, *_folded(linear, modules, [columns[i] for i in order])))
     remaining = _remaining_spec(p, report) if report.kept else None
     with transaction(model):
         _unwire(model, updates, partial=bool(report.kept))
@@ -222,13 +242,19 @@ def _unwire(model, updates, *, partial: bool) -> None:
     """Take the folded site modules out of the model; with nothing kept, every class goes back."""
     for linear, layer, names, _, _ in updates:
         pet = layer._modules[PET_ATTR]
-        remaining = linear.__dict__["_vls_sites"][len(names):]
+        folded = {id(pet[name]) for name in names}
+        sites = linear.__dict__["_vls_sites"]
+        columns = linear.__dict__.get("_vls_columns", (None,) * len(sites))
+        kept = [i for i, m in enumerate(sites) if id(m) not in folded]
+        remaining = tuple(sites[i] for i in kept)
         for name in names:
             del pet[name]
         if remaining:
             object.__setattr__(linear, "_vls_sites", remaining)
+            object.__setattr__(linear, "_vls_columns", tuple(columns[i] for i in kept))
         else:
             linear.__dict__.pop("_vls_sites", None)
+            linear.__dict__.pop("_vls_columns", None)
             swap_class(linear, original_class(linear))
         if len(pet) == 0 and not is_rewritten(layer):
             del layer._modules[PET_ATTR]
@@ -248,6 +274,9 @@ def _unwire_stacks(model) -> None:
     prefix = model.get_encoder()._modules.get(PREFIX_ATTR)
     if prefix is not None and prefix.empty:
         remove_prefix(model)
+    for root in causal_roots(model):  # a decoder-only model's base model (compiler.causal_prefix)
+        if root._modules[PREFIX_ATTR].empty:
+            remove_causal_prefix(root)
     store = model._modules.get(SHARED_ATTR)
     if store is not None and len(store) == 0:
         del model._modules[SHARED_ATTR]

@@ -34,7 +34,10 @@ BASE_MERGED_ATTR = "_vls_base_merged"
 SIZE_FIELDS = ("d_model", "vocab_size", "encoder_layers", "decoder_layers", "num_layers", "num_decoder_layers",
                "encoder_attention_heads", "decoder_attention_heads", "num_heads", "d_kv", "d_ff",
                "encoder_ffn_dim", "decoder_ffn_dim", "feed_forward_proj", "max_position_embeddings",
-               "tie_word_embeddings")
+               "tie_word_embeddings",
+               # decoder-only (LLaMA layout)
+               "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+               "head_dim")
 
 
 def added_prefixes(model) -> tuple[str, ...]:

@@ -34,8 +34,8 @@ def render_plan(plan, count, title: str | None = None) -> str:
         for s in plan.sites:
             if s.kind == "sublayer":
                 at, h = s.x_point, s.h_point
-            elif s.kind == "projection":
-                at, h = s.linear, ""
+            elif s.kind == "projection":  # a column slice of a fused projection: attn.c_attn[0:768]
+                at, h = s.linear + (f"[{s.columns[0]}:{s.columns[1]}]" if s.columns else ""), ""
             else:
                 at, h = "(stack input)", ""
             rows.append((s.path, describe(s.method, s.params), init_parts(s.params),
@@ -97,7 +97,8 @@ def render_count(count, title: str | None = None) -> str:
         rows.append(("projector", _projector_text(plan.projector) + ("" if plan.train_projector else " (frozen)"),
                      "", number(count.projector) if plan.train_projector else "0"))
     if plan.train:
-        targets = ", ".join(t for t in _address_texts(plan.spec.train) if t != "projector")
+        # `projector` has its own row, unless it is the model's own (LLaVA's), one of these tensors
+        targets = ", ".join(t for t in _address_texts(plan.spec.train) if t != "projector" or plan.projector is None)
         rows.append(("backbone", f"train {targets} ({len(plan.train)} tensors)", "", number(count.base_trainable)))
     if len(rows) == 1:
         rows.append(("(nothing)", "the spec adds and trains nothing", "", "0"))
@@ -110,7 +111,9 @@ def render_count(count, title: str | None = None) -> str:
     if methods:
         lines.append(f"by method: {methods}")
     lines += [
-        f"backbone:  {number(count.base)} parameters; added modules {number(count.added)}; projector {number(count.projector)}",
+        f"backbone:  {number(count.base)} parameters; added modules {number(count.added)}"
+        # a model's own projector (LLaVA's) is part of the backbone: no added one to report
+        + ("" if plan.profile.own_projector else f"; projector {number(count.projector)}"),
         _totals(count),
     ]
     return "\n".join(lines) + "\n"
@@ -129,6 +132,7 @@ def _site_json(site, full: bool) -> dict:
     if full:
         out.update(sublayer=site.sublayer, projection=site.projection, layer_module=site.layer_module,
                    x_point=site.x_point, h_point=site.h_point, linear=site.linear,
+                   columns=list(site.columns) if site.columns else None,
                    shared=dict(site.shared))
     return out
 

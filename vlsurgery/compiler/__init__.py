@@ -18,6 +18,7 @@ Architecture (one module per stage; docs/design.md explains the why)::
                                                 subclass with a new forward (layers, projection
                                                 Linears, the encoder/decoder stacks)
     prefix.py       encoder/decoder             visual and prompt tokens before the text
+    causal_prefix.py  decoder-only base model   the same before a causal LM's text (KV cache aware)
     placement.py    module -> dtype, device     one rule for where new modules and inputs go
     transaction.py  all or nothing              snapshot + exact restore on any exception
     budget.py       bytes before allocating     the plan's counts against the devices' free

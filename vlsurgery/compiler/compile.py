@@ -17,9 +17,11 @@
    declared in :mod:`vlsurgery.methods.registry`.
 3. ``rewrite``: every layer with sublayer sites is traced (once per class) and its graph gets the
    site modules at their X/H points; projection sites rewrite their nn.Linear.
-4. ``prefix``: the visual projector's tokens and those of the encoder's input sites (prompts)
-   are prepended at the encoder input; a design without a projector makes the encoder refuse
-   visual inputs instead.
+4. ``prefix``: the visual projector's tokens and those of the input sites (prompts) are
+   prepended at the input of the stack that takes them: the encoder of an encoder-decoder
+   (:mod:`~vlsurgery.compiler.prefix`), the decoder of a decoder-only model
+   (:mod:`~vlsurgery.compiler.causal_prefix`); a design without a projector makes that stack
+   refuse visual inputs instead.
 5. ``freeze``: every base parameter is frozen except those the spec's ``train`` names; the
    parameters of an added module train as its entry's ``trains`` says (all of them, for every
    method today); the projector's only when ``train projector`` says so.  Added modules are
@@ -42,6 +44,7 @@ from torch import nn
 
 from vlsurgery import caches
 from vlsurgery.compiler.budget import allocation_guard, check_memory
+from vlsurgery.compiler.causal_prefix import decoder_root, install_causal_prefix
 from vlsurgery.compiler.design import mark, refuse_compiled
 from vlsurgery.compiler.placement import dtype_device
 from vlsurgery.compiler.prefix import PrefixTokens, install_prefix
@@ -142,7 +145,8 @@ def _rewrite(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added
             item = Insertion(name, site.x_point, site.h_point, module, mask=entry.needs_mask(site.params))
             edit = LayerEdit(edit.insertions + (item,), edit.projections)
         else:
-            edit = LayerEdit(edit.insertions, edit.projections + (Projection(site.linear, name, module),))
+            item = Projection(site.linear, name, module, site.columns)
+            edit = LayerEdit(edit.insertions, edit.projections + (item,))
         edits[site.layer_module] = edit
     if edits:
         rewrite_model(model, edits, leaf_policy(plan.profile.leaves))
@@ -156,8 +160,9 @@ def _prefix(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]
     for site in plan.sites:
         if site.kind != "input":
             continue
-        if site.stack != "encoder":
-            raise CompileError(f"site {site.path}: tokens can only be prepended to the encoder's input")
+        if site.stack not in plan.profile.roles.inputs:
+            raise CompileError(f"site {site.path}: tokens can only be prepended to the "
+                               f"{' or '.join(plan.profile.roles.inputs) or 'input of no stack'}")
         entry = get(site.method)
         tokens = _build(entry, site, model.get_input_embeddings(), offered)
         added.append((tokens, entry.trains))
@@ -172,12 +177,18 @@ def _prefix(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]
         added.append((projector, lambda name: plan.train_projector))
     # Installed for every encoder-decoder model: without a projector its stacks then refuse visual
     # inputs instead of letting the model's **kwargs swallow them.
-    if projector is not None or tokens is not None or _has_stacks(model):
+    if plan.profile.stack("encoder") is None and "decoder" in plan.profile.roles.inputs:  # decoder-only
+        install_causal_prefix(decoder_root(model, plan.profile), PrefixTokens(projector, tokens))
+    elif projector is not None or tokens is not None or _has_stacks(model, plan.profile):
         install_prefix(model, PrefixTokens(projector, tokens))
     return added
 
 
-def _has_stacks(model: nn.Module) -> bool:
+def _has_stacks(model: nn.Module, profile=None) -> bool:
+    # transformers 5 gives every model get_encoder/get_decoder (a CLIP vision tower, LLaVA): only a
+    # profile with an encoder stack is an encoder-decoder model whose inputs the prefix pass guards.
+    if profile is not None and profile.stack("encoder") is None:
+        return False
     return all(callable(getattr(model, name, None)) for name in ("get_encoder", "get_decoder"))
 
 

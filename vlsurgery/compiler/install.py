@@ -126,6 +126,7 @@ def restore_layer(layer: nn.Module) -> nn.Module:
         if is_rewritten(mod):
             swap_class(mod, original_class(mod))
             mod.__dict__.pop("_vls_sites", None)
+            mod.__dict__.pop("_vls_columns", None)
     if PET_ATTR in layer._modules:
         del layer._modules[PET_ATTR]
     return layer

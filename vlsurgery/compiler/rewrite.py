@@ -7,10 +7,13 @@ Two primitives, and :func:`rewrite_layer`, which runs them on one layer and inst
   The module lives on the layer in a ``ModuleDict`` called ``pet``, so its parameters are named
   ``...layers.3.pet.self_attn.*``.  BART's feed-forward region (X = ``fc1:in``, H = ``fc2:out``)
   is an ordinary case.  Several sites on one H chain in insertion order.
-* :func:`rewrite_projection` (module pass): a site on an ``nn.Linear`` below the layer (e.g.
-  ``encoder_attn.v_proj``, ``layer.1.EncDecAttention.v``) gives the Linear object a runtime
-  subclass (:func:`~vlsurgery.compiler.install.runtime_class`) whose forward is
-  ``h = linear(x); h = site(x, h)`` for each of its sites.  The Linear's parameters keep their
+* :func:`rewrite_projection` (module pass): a site on an ``nn.Linear`` (or transformers'
+  ``Conv1D``, GPT-2) below the layer (e.g. ``encoder_attn.v_proj``, ``layer.1.EncDecAttention.v``)
+  gives the Linear object a runtime subclass (:func:`~vlsurgery.compiler.install.runtime_class`)
+  whose forward is ``h = linear(x); h = site(x, h)`` for each of its sites.  A site that owns a
+  column slice of a fused projection (GPT-2's ``q`` in ``c_attn``) is applied to those columns
+  only (:func:`~vlsurgery.methods.projections.apply_on_columns`); the slices are kept next to the
+  sites, ``_vls_columns``.  The Linear's parameters keep their
   names (``...v_proj.weight``); the site module is registered under the layer's ``pet`` as well
   and only *referenced* from the Linear (so it is not counted twice).
 
@@ -42,6 +45,7 @@ from vlsurgery.compiler.points import parse_point, resolve_point
 from vlsurgery.compiler.trace import LeafPolicyLike, trace_layer
 from vlsurgery.compiler.transaction import transaction
 from vlsurgery.errors import CompileError, nearest
+from vlsurgery.methods.projections import apply_on_columns, is_projection, projection_dims
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,13 @@ class Insertion:
 
 @dataclass(frozen=True)
 class Projection:
-    """A projection site: ``module(x, linear(x))`` replaces the Linear's output."""
+    """A projection site: ``module(x, linear(x))`` replaces the Linear's output (``columns``:
+    only its output columns [start, stop), the others kept)."""
 
     linear: str
     name: str
     module: nn.Module
+    columns: tuple[int, int] | None = None
 
 
 def padding_mask(attention_mask, hidden_states: torch.Tensor):
@@ -149,56 +155,68 @@ def projection_class(cls: type) -> type:
 
     def forward(self, input):
         h = base_forward(self, input)
-        for site in self._vls_sites:
-            h = site(input, h)
+        for site, columns in zip(self._vls_sites, self._vls_columns):
+            h = site(input, h) if columns is None else apply_on_columns(site, input, h, *columns)
         return h
 
     forward.__qualname__ = f"{cls.__qualname__}.forward"
     source = (f"def forward(self, input):\n"
               f"    h = {cls.__qualname__}.forward(self, input)\n"
-              f"    for site in self._vls_sites:      # the layer's pet modules, in order\n"
-              f"        h = site(input, h)\n"
+              f"    # the layer's pet modules, in order; a site with columns changes only those of h\n"
+              f"    for site, columns in zip(self._vls_sites, self._vls_columns):\n"
+              f"        h = site(input, h) if columns is None else apply_on_columns(site, input, h, *columns)\n"
               f"    return h\n")
     return runtime_class(cls, source, forward)
 
 
 def _linear_paths(layer: nn.Module) -> list[str]:
-    return [n for n, m in layer.named_modules() if isinstance(m, nn.Linear) and n]
+    return [n for n, m in layer.named_modules() if is_projection(m) and n]
 
 
 def find_linear(layer: nn.Module, path: str) -> nn.Linear:
-    """The nn.Linear at ``path`` below ``layer``, or a CompileError listing the Linears there are."""
+    """The nn.Linear (or Conv1D) at ``path`` below ``layer``, or a CompileError listing those there are."""
     try:
         mod = layer.get_submodule(path)
     except AttributeError:
         mod = None
-    if not isinstance(mod, nn.Linear):
+    if not is_projection(mod):
         paths = _linear_paths(layer)
         guess = nearest(path, paths)
-        what = "no module" if mod is None else f"a {type(mod).__name__}, not an nn.Linear,"
+        what = "no module" if mod is None else f"a {type(mod).__name__}, not an nn.Linear or Conv1D,"
         raise CompileError(f"projection {path!r}: {what} at that path in {type(layer).__name__}"
                            + (f"; did you mean '{guess}'?" if guess else "")
                            + f"\n  linear layers: {', '.join(paths) or '(none)'}")
     return mod
 
 
-def attach_projection(linear: nn.Linear, module: nn.Module) -> None:
-    """Module pass on one Linear: apply ``module(x, h)`` after it (sites chain in order)."""
+def attach_projection(linear: nn.Linear, module: nn.Module, columns: tuple[int, int] | None = None) -> None:
+    """Module pass on one Linear: apply ``module(x, h)`` after it (sites chain in order); with
+    ``columns`` (start, stop), to those output columns only."""
+    if columns is not None:
+        d_out = projection_dims(linear)[1]
+        start, stop = columns
+        if not 0 <= start < stop <= d_out:
+            raise CompileError(f"columns [{start}:{stop}] are not within the {d_out} output columns of {linear!r}")
     if not is_rewritten(linear):
         swap_class(linear, projection_class(type(linear)))
         sites: tuple = ()
+        slices: tuple = ()
     else:
         sites = linear.__dict__.get("_vls_sites", ())
-    # A plain tuple in __dict__: referenced, not registered (the layer's `pet` owns the module).
+        slices = linear.__dict__.get("_vls_columns", (None,) * len(sites))
+    # Plain tuples in __dict__: referenced, not registered (the layer's `pet` owns the module).
     object.__setattr__(linear, "_vls_sites", sites + (module,))
+    object.__setattr__(linear, "_vls_columns", slices + (columns,))
 
 
-def rewrite_projection(layer: nn.Module, linear_path: str, name: str, module: nn.Module) -> nn.Linear:
-    """Register ``module`` as ``layer.pet.<name>`` and apply it after the Linear at ``linear_path``."""
+def rewrite_projection(layer: nn.Module, linear_path: str, name: str, module: nn.Module,
+                       columns: tuple[int, int] | None = None) -> nn.Linear:
+    """Register ``module`` as ``layer.pet.<name>`` and apply it after the Linear at ``linear_path``
+    (to its output ``columns`` only, when given)."""
     _check_name(name, "site")
     linear = find_linear(layer, linear_path)
     _register(layer, name, module)
-    attach_projection(linear, module)
+    attach_projection(linear, module, columns)
     return linear
 
 
@@ -264,7 +282,7 @@ def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
             _register(layer, site.name, site.module)
         for proj in projections:
             try:
-                rewrite_projection(layer, proj.linear, proj.name, proj.module)
+                rewrite_projection(layer, proj.linear, proj.name, proj.module, proj.columns)
             except Exception as exc:
                 raise CompileError(f"{where}: pass 'rewrite_projection' failed at site '{proj.name}' "
                                    f"({proj.linear}): {_message(exc)}") from exc

@@ -36,7 +36,7 @@ from vlsurgery.compiler.codegen import compile_forward, generate_source
 from vlsurgery.compiler.install import PET_ATTR, is_rewritten
 from vlsurgery.compiler.placement import dtype_device
 from vlsurgery.compiler.tracer import LeafPolicy, LeafPolicyLike, TraceError, leaf_paths, trace_graph
-from vlsurgery.compiler.validation import validate_forward
+from vlsurgery.compiler.validation import takes_memory, validate_forward
 from vlsurgery.errors import CompileError
 
 __all__ = ["LeafPolicy", "LeafPolicyLike", "TracedLayer", "cache_info", "clear_cache", "hidden_size", "leaf_paths",
@@ -108,10 +108,12 @@ def _fingerprint(layer: nn.Module, policy: LeafPolicy) -> tuple:
 
 
 def hidden_size(layer: nn.Module) -> int:
-    """Width of the residual stream: in_features of the layer's first nn.Linear."""
+    """Width of the residual stream: in_features of the layer's first nn.Linear (or GPT-2's Conv1D)."""
+    from vlsurgery.methods.projections import is_projection, projection_dims
+
     for mod in layer.modules():
-        if isinstance(mod, nn.Linear):
-            return mod.in_features
+        if is_projection(mod):
+            return projection_dims(mod)[0]
     raise CompileError(f"cannot tell the hidden size of {type(layer).__name__}: it has no nn.Linear; "
                        f"pass hidden=")
 
@@ -143,7 +145,8 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | 
     started = time.perf_counter()
     kwargs_name = next((p.name for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD), None)
     try:
-        graph = trace_graph(layer, policy, sig, d, dtype, device)
+        cross = takes_memory(layer, fn, sig, d)  # GPT-2 blocks without cross-attention refuse memories
+        graph = trace_graph(layer, policy, sig, d, dtype, device, cross=cross)
         src, _ = generate_source(graph)
     except CompileError:
         raise
@@ -155,7 +158,7 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | 
 
     started = time.perf_counter()
     forward = compile_forward(*generate_source(traced.copy_graph()), cls.__name__)
-    validate_forward(layer, fn, forward, sig, d, what=f"the trace of {cls.__qualname__}")
+    validate_forward(layer, fn, forward, sig, d, what=f"the trace of {cls.__qualname__}", cross=cross)
     traced.validate_seconds = time.perf_counter() - started
     _TRACES[key] = traced
     return traced

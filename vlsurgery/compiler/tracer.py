@@ -40,7 +40,7 @@ from torch.fx.node import map_aggregate
 
 from vlsurgery.compiler.codegen import SPLAT
 from vlsurgery.compiler.install import PET_ATTR
-from vlsurgery.compiler.validation import example_inputs
+from vlsurgery.compiler.validation import example_inputs, rotary_width
 from vlsurgery.errors import UsageError
 
 #: Tensor attributes answered from the fake value at trace time (they decide dtype branches).
@@ -193,10 +193,14 @@ class _LayerTracer(fx.Tracer):
                 for a in args]
         return root_fn, args
 
+    #: parameters the traced body sees as None (the placeholder is kept, so the signature is too)
+    absent: set = frozenset()
+
     def _proxy_placeholder(self, name, concrete_args, sig, fn_for_analysis):
         if name.startswith("*") and not name.startswith("**"):
             raise TraceError(f"a '{name}' parameter cannot be traced")
-        return super()._proxy_placeholder(name, concrete_args, sig, fn_for_analysis)
+        proxy = super()._proxy_placeholder(name, concrete_args, sig, fn_for_analysis)
+        return None if name in self.absent else proxy
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _ValueProxy(node, self)
@@ -273,18 +277,21 @@ def _getattr_path(obj, path: str):
 
 
 def trace_graph(layer: nn.Module, policy: LeafPolicy, sig: inspect.Signature, d: int, dtype: torch.dtype,
-                device: torch.device) -> fx.Graph:
+                device: torch.device, cross: bool = True) -> fx.Graph:
     """The fx graph of ``layer``'s forward (real signature ``sig``, hidden width ``d``), traced on
-    fake example inputs of ``dtype``/``device``.  Not validated: that is ``trace.trace_layer``'s job.
+    fake example inputs of ``dtype``/``device`` (``cross=False``: without memory states).  Not
+    validated: that is ``trace.trace_layer``'s job.
 
     Raises :class:`TraceError` (or whatever fx raises) when the forward cannot be traced.
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    real = example_inputs(sig, d, dtype, device, masks=False)
+    real = example_inputs(sig, d, dtype, device, masks=False, rotary=rotary_width(layer), cross=cross)
     examples = {k: (fake_mode.from_tensor(v) if isinstance(v, torch.Tensor) else v) for k, v in real.items()}
     tracer = _LayerTracer(policy, fake_mode, examples)
+    if not cross:  # memories are None while tracing: `if encoder_hidden_states is not None` folds away
+        tracer.absent = {p.name for p in list(sig.parameters.values())[2:] if p.name.endswith("hidden_states")}
 
     # `self.training` of the layer and of every inlined module becomes a lazy get_attr proxy.
     leaves = leaf_paths(layer, policy)

@@ -19,12 +19,16 @@ from vlsurgery.errors import CompileError
 
 
 def example_inputs(sig: inspect.Signature, d: int, dtype: torch.dtype, device, *, masks: bool,
-                   seed: int = 0, batch: int = 2, length: int = 5, memory: int = 7) -> dict[str, Any]:
+                   seed: int = 0, batch: int = 2, length: int = 5, memory: int = 7,
+                   rotary: int | None = None, cross: bool = True) -> dict[str, Any]:
     """Random inputs for a layer forward, by parameter name.
 
     The first parameter is the hidden states (B, N, d); any other ``*hidden_states`` is a memory
     (B, M, d); ``*attention_mask`` parameters get an additive 4-D mask (B, 1, N, N or M) with some
-    positions masked when ``masks`` is true, else None; everything else takes its default (or None).
+    positions masked when ``masks`` is true, else None; ``position_embeddings`` (LLaMA's rotary
+    ``(cos, sin)``, computed once per model and passed to every layer) gets two (B, N, ``rotary``)
+    tensors when ``rotary`` (the head width, :func:`rotary_width`) is known; everything else takes
+    its default (or None).  ``cross=False``: memories are None (:func:`takes_memory`).
     """
     gen = torch.Generator(device="cpu").manual_seed(seed)
     params = [p for p in list(sig.parameters.values())[1:]
@@ -34,7 +38,7 @@ def example_inputs(sig: inspect.Signature, d: int, dtype: torch.dtype, device, *
         if i == 0:
             out[p.name] = torch.randn(batch, length, d, generator=gen).to(device=device, dtype=dtype)
         elif p.name.endswith("hidden_states"):
-            out[p.name] = torch.randn(batch, memory, d, generator=gen).to(device=device, dtype=dtype)
+            out[p.name] = torch.randn(batch, memory, d, generator=gen).to(device=device, dtype=dtype) if cross else None
         elif p.name.endswith("attention_mask"):
             if masks:
                 keys = memory if "encoder" in p.name else length
@@ -43,13 +47,43 @@ def example_inputs(sig: inspect.Signature, d: int, dtype: torch.dtype, device, *
                 out[p.name] = m.to(device=device, dtype=dtype)
             else:
                 out[p.name] = None
+        elif p.name == "position_embeddings" and rotary:
+            out[p.name] = tuple(torch.randn(batch, length, rotary, generator=gen).to(device=device, dtype=dtype)
+                                for _ in range(2))
         else:
             out[p.name] = None if p.default is inspect.Parameter.empty else p.default
     return out
 
 
+def rotary_width(layer: nn.Module) -> int | None:
+    """The width of the rotary ``(cos, sin)`` a layer takes: its attention's ``head_dim`` (None
+    when no submodule has one)."""
+    return next((m.head_dim for m in layer.modules() if isinstance(getattr(m, "head_dim", None), int)), None)
+
+
+def takes_memory(layer: nn.Module, original: Callable, sig, d: int) -> bool:
+    """Whether the layer accepts memory states (``encoder_hidden_states``): a GPT-2 block built
+    without cross-attention has the parameter but raises when given one, so it is traced and
+    validated without (the parameter then keeps its default, None).  Decided by running the
+    original forward once on example inputs with memories."""
+    if not any(p.name.endswith("hidden_states") for p in list(sig.parameters.values())[2:]):  # self, hidden_states
+        return True
+    dtype, device = dtype_device(layer)
+    inputs = example_inputs(sig, d, dtype, device, masks=False, rotary=rotary_width(layer))
+    was_training = layer.training
+    try:
+        layer.eval()
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
+            original(layer, **inputs)
+    except Exception:
+        return False
+    finally:
+        layer.train(was_training)
+    return True
+
+
 def validate_forward(layer: nn.Module, original: Callable, generated: Callable, sig, d: int, *,
-                     what: str) -> None:
+                     what: str, cross: bool = True) -> None:
     """Run ``original(layer, ...)`` and ``generated(layer, ...)`` on the same random inputs in eval
     mode (with and without masks) and in train mode with a fixed seed; outputs must be
     ``torch.equal``.  The layer's mode and the global RNG state are left as they were."""
@@ -58,7 +92,7 @@ def validate_forward(layer: nn.Module, original: Callable, generated: Callable, 
     runs = [(False, False), (False, True), (True, False)]
     try:
         for train, masks in runs:
-            inputs = example_inputs(sig, d, dtype, device, masks=masks, seed=1)
+            inputs = example_inputs(sig, d, dtype, device, masks=masks, seed=1, rotary=rotary_width(layer), cross=cross)
             layer.train(train)
             outs = []
             for fn in (original, generated):

@@ -12,7 +12,9 @@ Identity (:meth:`LoRA.make_identity_`): B = 0.
 
 Merging: :func:`merge_lora` adds (alpha/r) B A to the base Linear's weight in place and marks the
 update merged, so the site module stops adding it (h already contains it); :func:`unmerge_lora`
-subtracts it again.  The update is computed in float32 and rounded once into the base weight's
+subtracts it again.  The base may be transformers' Conv1D (GPT-2, weight stored transposed) and
+the update may own only some output ``columns`` of it (GPT-2's q in the fused c_attn: the rows
+[start, stop) of W, in nn.Linear's layout).  The update is computed in float32 and rounded once into the base weight's
 dtype, so in bfloat16/float16 an unmerge restores the weight only up to that rounding.  Merging is
 only possible when the site has no gate and scale == 1 (otherwise h_new is not a Linear of x).
 """
@@ -26,6 +28,7 @@ from torch import nn
 
 from vlsurgery.errors import UsageError
 from vlsurgery.methods.initializers import BackboneInit, init_tensor_
+from vlsurgery.methods.projections import is_projection, linear_weight, projection_dims
 
 
 class LoRA(nn.Module):
@@ -79,29 +82,35 @@ def _lora_of(module: nn.Module) -> LoRA:
     return delta
 
 
-def _check_base(lora: LoRA, base: nn.Linear) -> None:
-    if not isinstance(base, nn.Linear) or tuple(base.weight.shape) != (lora.B.shape[0], lora.A.shape[1]):
-        raise UsageError(f"the base must be an nn.Linear({lora.A.shape[1]}, {lora.B.shape[0]}), "
-                         f"got {base!r}")
+def _target(lora: LoRA, base: nn.Module, columns: tuple[int, int] | None) -> torch.Tensor:
+    """The rows of the base weight (nn.Linear's layout, a view into the parameter) the update folds into."""
+    d_in, d_out = projection_dims(base) if is_projection(base) else (None, None)
+    start, stop = columns if columns is not None else (0, d_out or 0)
+    if d_out is None or not 0 <= start < stop <= d_out or (stop - start, d_in) != (lora.B.shape[0], lora.A.shape[1]):
+        where = "" if columns is None else f" (output columns [{start}:{stop}])"
+        raise UsageError(f"the base must be an nn.Linear or Conv1D with {lora.A.shape[1]} inputs and "
+                         f"{lora.B.shape[0]} outputs{where}, got {base!r}")
+    return linear_weight(base)[start:stop]
 
 
 @torch.no_grad()
-def merge_lora(module: nn.Module, base: nn.Linear) -> None:
-    """W <- W + (alpha/r) B A in place, and mark the update merged (the site module then adds nothing)."""
+def merge_lora(module: nn.Module, base: nn.Module, columns: tuple[int, int] | None = None) -> None:
+    """W <- W + (alpha/r) B A in place (on W's rows ``columns`` when given), and mark the update
+    merged (the site module then adds nothing)."""
     lora = _lora_of(module)
-    _check_base(lora, base)
+    rows = _target(lora, base, columns)
     if lora.merged:
         raise UsageError("this LoRA update is already merged")
-    base.weight.copy_((base.weight.float() + lora.delta_weight().to(base.weight.device)).to(base.weight.dtype))
+    rows.copy_((rows.float() + lora.delta_weight().to(rows.device)).to(rows.dtype))
     lora.merged = True
 
 
 @torch.no_grad()
-def unmerge_lora(module: nn.Module, base: nn.Linear) -> None:
+def unmerge_lora(module: nn.Module, base: nn.Module, columns: tuple[int, int] | None = None) -> None:
     """W <- W - (alpha/r) B A in place, and mark the update unmerged again."""
     lora = _lora_of(module)
-    _check_base(lora, base)
+    rows = _target(lora, base, columns)
     if not lora.merged:
         raise UsageError("this LoRA update is not merged")
-    base.weight.copy_((base.weight.float() - lora.delta_weight().to(base.weight.device)).to(base.weight.dtype))
+    rows.copy_((rows.float() - lora.delta_weight().to(rows.device)).to(rows.dtype))
     lora.merged = False

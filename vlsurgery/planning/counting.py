@@ -82,7 +82,11 @@ def count_plan(plan: Plan) -> Count:
         by_stack["shared"] = sum(shared.values())
     roots = {st.name: st.root + "." for st in profile.stacks}
     for name in plan.train:
-        owner = next((stack for stack, root in roots.items() if name.startswith(root)), "embeddings")
+        owner = next((stack for stack, root in roots.items() if name.startswith(root)), None)
+        if owner is None:  # a stack's own norm outside its root (a vision tower's pre_layrnorm)
+            owner = next((st.name for st in profile.stacks if name.rpartition(".")[0] in st.norms), "embeddings")
+        if profile.own_projector and name.startswith(f"{profile.own_projector}."):
+            owner = "projector"  # the model's own (LLaVA's multi_modal_projector)
         by_stack[owner] = by_stack.get(owner, 0) + profile.numel(name)
     if plan.train_projector:
         by_stack["projector"] = projector

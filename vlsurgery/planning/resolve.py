@@ -199,11 +199,12 @@ def resolve(spec: Spec, backbone=None) -> Plan:
     all_slots = slots(profile)
     states, matched, vacuous, replaced_by = _apply(spec.statements, profile, by_names(all_slots), bb.name, issues)
 
-    sites = []
+    sites, placed = [], set()
     for slot in all_slots:
         state = states.get(slot.path)
-        if state is None or state.method == "none":
+        if state is None or state.method == "none" or slot.path in placed:  # a site reached by two roles: once
             continue
+        placed.add(slot.path)
         site = _site(slot, state, spec.statements, issues)
         if site is not None:
             sites.append(site)

@@ -33,6 +33,8 @@ class Slot:
     x_point: str | None = None
     h_point: str | None = None
     linear: str | None = None
+    #: (start, stop): the site changes only these output columns of its (fused) projection
+    columns: tuple[int, int] | None = None
 
     @property
     def name_key(self) -> tuple:
@@ -42,9 +44,9 @@ class Slot:
 
 def slots(profile: Profile) -> list[Slot]:
     """Every slot of a backbone, in model order."""
-    d = profile.d_model
     out = []
     for stack in profile.stacks:
+        d = stack.d_model or profile.d_model  # a composite model's stacks can differ in width
         if stack.takes_prefix:  # e.g. not a decoder: its input is the text being generated
             out.append(Slot(f"{stack.name}.{INPUT}", stack.name, None, INPUT, None, "input", None, SiteDims(d, d)))
         for i in range(stack.n_layers):
@@ -53,12 +55,19 @@ def slots(profile: Profile) -> list[Slot]:
                 base = f"{stack.name}[{i}].{sub.name}"
                 out.append(Slot(base, stack.name, i, sub.name, None, "sublayer", module, SiteDims(d, d),
                                 sub.x_point, sub.h_point))
+                # (linear, columns) -> path: roles naming one linear (LLaMA's in, gate) share its site;
+                # column slices of one fused linear (GPT-2's q, k, v in c_attn) are distinct sites
+                first: dict[tuple, str] = {}
                 for role, linears in sub.projections:
                     for linear in linears:
-                        path = f"{base}.{role}" + (f"[{linear.rsplit('.', 1)[-1]}]" if len(linears) > 1 else "")
+                        columns = sub.columns_of(role)  # a slice of a fused projection (GPT-2's q, k, v)
+                        path = first.setdefault((linear, columns), f"{base}.{role}" + (
+                            f"[{linear.rsplit('.', 1)[-1]}]" if len(linears) > 1 else ""))
                         d_in, d_out = profile.linear_dims(f"{module}.{linear}")
+                        if columns is not None:
+                            d_out = columns[1] - columns[0]
                         out.append(Slot(path, stack.name, i, sub.name, role, "projection", module,
-                                        SiteDims(d_in, d_out), linear=linear))
+                                        SiteDims(d_in, d_out), linear=linear, columns=columns))
     return out
 
 

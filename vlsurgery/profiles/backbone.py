@@ -271,7 +271,8 @@ WEIGHTS = ("auto", "pretrained", "random")
 
 
 def load_model(backbone, *, seed: int = 0, weights: str = "auto"):
-    """A seq2seq model for a backbone.  Returns ``(model, pretrained)``.
+    """The model of a backbone (its profile's ``model_class``: seq2seq, causal LM...).  Returns
+    ``(model, pretrained)``.
 
     ``weights``: ``"auto"`` loads the weights of a local directory or hub model and builds a preset
     (an architecture without weights) with random weights; ``"pretrained"`` insists on loaded
@@ -280,7 +281,6 @@ def load_model(backbone, *, seed: int = 0, weights: str = "auto"):
     ``vlsurgery count`` predicts (an untied preset's ``lm_head`` gets its own tensor).
     """
     import torch
-    from transformers import AutoModelForSeq2SeqLM
 
     if weights not in WEIGHTS:
         raise UsageError(f"weights={weights!r}: expected one of {', '.join(map(repr, WEIGHTS))}")
@@ -299,16 +299,44 @@ def load_model(backbone, *, seed: int = 0, weights: str = "auto"):
     if weights == "random" or (weights == "auto" and b.preset is not None):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = AutoModelForSeq2SeqLM.from_config(b.config)
+            model = auto_class(b.profile).from_config(b.config)
         return _untie_as_profiled(model, b.profile), False
     source = str(b.directory) if local else (_preset_data(b.preset)["hub"] if b.preset else b.name)
     try:
-        return AutoModelForSeq2SeqLM.from_pretrained(source), True
+        return auto_class(b.profile).from_pretrained(source), True
     except Exception as exc:  # no weights available offline: say so, don't train on noise silently
         raise BackboneError(f"cannot load the weights of '{b.name}' ({type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); for random "
                             f"weights use a preset ({', '.join(preset_names())}) or weights='random' "
                             "(`vlsurgery compile --random-weights`)") from exc
+
+
+#: transformers' Auto classes by task, each with its table model_type -> class name.
+_AUTO_CLASSES = (("AutoModelForSeq2SeqLM", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES"),
+                 ("AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"),
+                 ("AutoModelForImageTextToText", "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES"))
+
+
+def auto_class(profile: Profile):
+    """The Auto class whose table maps the profile's model type to its ``model_class`` (so
+    ``from_config`` / ``from_pretrained`` build exactly that class); for a bare model (a vision
+    tower), the class itself behind the same two names."""
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    for auto, table in _AUTO_CLASSES:
+        if getattr(modeling_auto, table, {}).get(profile.model_type) == profile.model_class:
+            return getattr(transformers, auto)
+    if getattr(modeling_auto, "MODEL_MAPPING_NAMES", {}).get(profile.model_type) == profile.model_class:
+        # a bare model (a CLIP / SigLIP vision tower): its own class, not AutoModel, whose
+        # from_pretrained would build the full CLIP/SigLIP model the presets' hub checkpoints hold;
+        # CLIPVisionModel.from_pretrained takes the tower out of such a checkpoint.  The class has no
+        # public from_config: its constructor is one (what callers of an Auto class use)
+        cls = getattr(transformers, profile.model_class)
+        return SimpleNamespace(__name__=cls.__name__, from_config=cls, from_pretrained=cls.from_pretrained)
+    raise BackboneError(f"no transformers Auto class builds {profile.model_class} for model type "
+                        f"'{profile.model_type}': vlsurgery cannot build this backbone's model itself; "
+                        "load it with transformers and pass the model")
 
 
 def _untie_as_profiled(model, profile: Profile):

@@ -91,6 +91,9 @@ class Sublayer:
     the residual add).  ``projections``: (role, linear paths) pairs; a role may map to several
     linears (``in`` -> ``wi_0``, ``wi_1`` in gated T5).  ``norm``: the layer norm that belongs to the
     sublayer.  ``owns``: module paths whose parameters belong to the sublayer (for ``.bias`` targets).
+    ``columns``: (role, (start, stop)) for a role that is a slice of a fused projection's output
+    (GPT-2's ``c_attn`` computes q, k and v at once: ``q`` -> columns [0, d)); a site on such a role
+    reads the projection's input x and changes only those output columns.
     """
 
     name: str
@@ -99,9 +102,14 @@ class Sublayer:
     norm: str
     projections: tuple[tuple[str, tuple[str, ...]], ...]
     owns: tuple[str, ...]
+    columns: tuple[tuple[str, tuple[int, int]], ...] = ()
 
     def linears(self, role: str) -> tuple[str, ...]:
         return dict(self.projections).get(role, ())
+
+    def columns_of(self, role: str) -> tuple[int, int] | None:
+        """The (start, stop) output columns of a fused projection that ``role`` is, or None (all)."""
+        return dict(self.columns).get(role)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -120,6 +128,9 @@ class Stack:
     sublayers: tuple[Sublayer, ...]
     norms: tuple[str, ...] = ()    # stack-level norms (absolute paths): embedding norm, final norm
     takes_prefix: bool = False     # visual and prompt tokens can be prepended to its input
+    #: the width of this stack's residual stream when it differs from ``Profile.d_model`` (a
+    #: composite model's vision tower: LLaVA's is 1024 wide, its language model 4096); None: the same
+    d_model: int | None = None
 
     def layer_module(self, index: int) -> str:
         return f"{self.layers_path}.{index}"
@@ -158,6 +169,12 @@ class Profile:
     token_embedding: str           # parameter name of the (shared) token embedding matrix
     leaves: tuple[str, ...]        # tracing leaves, patterns relative to a layer ('*' = one name)
     parameter_shapes: tuple[tuple[str, tuple[int, ...]], ...] = field(repr=False, default=())
+    #: module path of the model's own multimodal projector (LLaVA's ``model.multi_modal_projector``):
+    #: ``train projector`` trains its parameters, and no vlsurgery projector can be added; "" if none
+    own_projector: str = ""
+    #: module paths whose weight is stored (in, out), as transformers' Conv1D (GPT-2) stores it,
+    #: instead of nn.Linear's (out, in)
+    transposed_weights: tuple[str, ...] = field(repr=False, default=())
 
     def stack(self, name: str) -> Stack | None:
         return next((s for s in self.stacks if s.name == name), None)
@@ -195,9 +212,16 @@ class Profile:
         return n
 
     def linear_dims(self, module: str) -> tuple[int, int]:
-        """(in_features, out_features) of the nn.Linear at an absolute module path."""
-        out_f, in_f = self.parameters[f"{module}.weight"]
+        """(in_features, out_features) of the projection (nn.Linear or Conv1D) at an absolute module path."""
+        if module in self._transposed:
+            in_f, out_f = self.parameters[f"{module}.weight"]
+        else:
+            out_f, in_f = self.parameters[f"{module}.weight"]
         return in_f, out_f
+
+    @cached_property
+    def _transposed(self) -> frozenset[str]:
+        return frozenset(self.transposed_weights)
 
     def is_leaf(self, relative_name: str) -> bool:
         """Whether a submodule (path relative to a layer) is a leaf when tracing the layer."""
@@ -234,6 +258,7 @@ class ShapeTable:
 
     def __init__(self):
         self.items: list[tuple[str, tuple[int, ...]]] = []
+        self.transposed: list[str] = []  # Conv1D module paths, for Profile.transposed_weights
 
     def add(self, name: str, *shape: int):
         self.items.append((name, tuple(shape)))
@@ -242,6 +267,12 @@ class ShapeTable:
         self.add(f"{path}.weight", d_out, d_in)
         if bias:
             self.add(f"{path}.bias", d_out)
+
+    def conv1d(self, path: str, d_in: int, d_out: int):
+        """transformers' Conv1D (GPT-2): a Linear whose weight is stored transposed, (d_in, d_out)."""
+        self.add(f"{path}.weight", d_in, d_out)
+        self.add(f"{path}.bias", d_out)
+        self.transposed.append(path)
 
     def norm(self, path: str, width: int, bias: bool = True):
         self.add(f"{path}.weight", width)

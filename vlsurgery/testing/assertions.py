@@ -41,16 +41,15 @@ def _model(backbone, seed: int):
     """(model to compile, what to predict counts on, its description)."""
     import torch
     from torch import nn
-    from transformers import AutoModelForSeq2SeqLM
-
     from vlsurgery.profiles import load_backbone
+    from vlsurgery.profiles.backbone import auto_class
 
     if isinstance(backbone, nn.Module):
         return copy.deepcopy(backbone), backbone, type(backbone).__name__
     bb = load_backbone(backbone)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AutoModelForSeq2SeqLM.from_config(bb.config)
+        model = auto_class(bb.profile).from_config(bb.config)
     # predict from the config alone (arithmetic on the profile), not from the model we compare with
     return model, bb.config, f"{bb.name} ({bb.profile.describe()})"
 

@@ -58,6 +58,50 @@ def _t5(draw, gated: bool):
     # from the config does not give (transformers 5 ties it): see vlsurgery/profiles/t5.py
 
 
+@st.composite
+def _llama(draw, model_type: str):
+    """A LLaMA-layout decoder (``llama`` or ``qwen2``: q/k/v biases): grouped-query attention
+    with 1 to 4 query heads of width 8 and a divisor of them as key-value heads."""
+    from transformers import AutoConfig
+
+    heads = draw(pick([2, 1, 4]))
+    return AutoConfig.for_model(model_type, vocab_size=64, hidden_size=draw(pick([16, 8, 24, 32])),
+                                intermediate_size=draw(pick([32, 16, 48])), num_hidden_layers=draw(ints(1, 3)),
+                                num_attention_heads=heads, num_key_value_heads=draw(pick([k for k in (1, 2, 4)
+                                                                                          if heads % k == 0])),
+                                head_dim=8, tie_word_embeddings=draw(pick([False, True])), pad_token_id=0,
+                                bos_token_id=1, eos_token_id=2)
+
+
+@st.composite
+def _vision(draw, model_type: str, min_layers: int = 1):
+    """A CLIP or SigLIP vision tower (``clip_vision_model``, ``siglip_vision_model``): 16-pixel
+    images in 8-pixel patches, 1 to 3 layers."""
+    from transformers import AutoConfig
+
+    d = draw(pick([16, 8, 24, 32]))
+    return AutoConfig.for_model(model_type, hidden_size=d, intermediate_size=draw(pick([32, 16, 48])),
+                                num_hidden_layers=draw(ints(min_layers, 3)), image_size=16, patch_size=8,
+                                num_attention_heads=draw(pick([h for h in (2, 1, 4) if d % h == 0])))
+
+
+@st.composite
+def _llava(draw):
+    """A LLaVA: a CLIP or SigLIP tower of 2 or 3 layers (LLaVA reads all but the last, by default)
+    and a Llama or Qwen2 language model."""
+    from transformers import LlavaConfig
+
+    tower = draw(_vision(draw(pick(["clip_vision_model", "siglip_vision_model"])), min_layers=2))
+    text = draw(_llama(draw(pick(["llama", "qwen2"]))))
+    return LlavaConfig(vision_config=tower.to_dict(), text_config=text.to_dict(), image_token_id=63,
+                       multimodal_projector_bias=draw(pick([True, False])))
+
+
+#: Families ``backbones(families=...)`` can draw besides the default ones (specs drawn without a
+#: backbone do not fit them: give ``specs`` the drawn config, as :func:`designs` does).
+OTHER_FAMILIES = ("llama", "qwen2", "clip-vision", "siglip-vision", "llava")
+
+
 def backbones(families=FAMILIES):
     """Small random configs (``transformers.PretrainedConfig``) of the given families.
 
@@ -65,11 +109,15 @@ def backbones(families=FAMILIES):
     linears).  1 to 3 layers per stack, d_model 8..32, tied or untied embeddings (BART); every width
     (d_model, feed-forward, attention) is a multiple of 4 and at least 8, which is what
     :func:`specs` without a backbone relies on.  Shrinks towards a BART with one layer per stack.
+    ``llama`` and ``qwen2`` (LLaMA-layout decoders), ``clip-vision`` and ``siglip-vision`` (vision
+    towers) and ``llava`` (:data:`OTHER_FAMILIES`) are drawn only when named.
     """
-    makers = {"bart": _bart(), "t5": _t5(False), "t5-gated": _t5(True)}
+    makers = {"bart": _bart(), "t5": _t5(False), "t5-gated": _t5(True), "llama": _llama("llama"),
+              "qwen2": _llama("qwen2"), "clip-vision": _vision("clip_vision_model"),
+              "siglip-vision": _vision("siglip_vision_model"), "llava": _llava()}
     unknown = [f for f in families if f not in makers]
     if unknown or not families:
-        raise ValueError(f"unknown backbone families {unknown}: expected some of {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown backbone families {unknown}: expected some of {', '.join(makers)}")
     return st.one_of(*(makers[f] for f in families))
 
 
