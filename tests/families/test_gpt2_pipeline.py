@@ -164,7 +164,6 @@ def test_a_rewritten_block_compiles_as_one_graph():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_torch_compile_of_the_whole_model_matches_eager():
     from torch._dynamo.utils import counters
 

@@ -36,7 +36,6 @@ def test_counting_a_7b_preset_is_fast_and_never_imports_torch():
     assert trainable > 32 * (lora + adapter) and total == 7_241_732_096 + trainable
 
 
-@pytest.mark.slow
 def test_torch_compile_runs_a_compiled_model():
     model = vlsurgery.compile("decoder.{self_attn,ffn}: adapter r=8 granularity=large\ndecoder.self_attn.{q,v}: lora r=2",
                               fresh_model("tiny-llama"), seed=0).eval()

@@ -137,7 +137,6 @@ def test_rewritten_layer_compiles_as_one_graph(tower):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow  # about 15 s: dynamo traces the whole model, forward and backward
 def test_torch_compile_gives_the_eager_loss_and_gradients():
     torch._dynamo.reset()
     model = perturb_(vlsurgery.compile(EVERY_SITE, fresh_model("tiny-clip-vision"), seed=0)).eval()

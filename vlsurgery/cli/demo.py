@@ -9,7 +9,7 @@ built here: nothing is downloaded).  The demo
 2. trains it with the Hugging Face Trainer (``vlsurgery.training.train``, recipe ``demo``) on the
    procedural shapes task (:mod:`vlsurgery.data.shapes`): questions about coloured shapes in a
    3 x 3 grid whose nine cells are the image regions; the compiled count is checked against step 1;
-3. trains the same backbone with the projector alone (a shorter run), the baseline the paper
+3. trains the same backbone with the projector alone (as many steps), the baseline the paper
    compares against: the backbone is random and frozen, so anything learned beyond it is the PET
    modules' doing;
 4. reports validation accuracy per question type against chance (each type's most frequent
@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps of the design (default: the demo "
                    "recipe's, 1500)")
     p.add_argument("--baseline-steps", type=int, default=None, dest="baseline_steps",
-                   help="training steps of the projector-alone baseline (default: a quarter of --steps)")
+                   help="training steps of the projector-alone baseline (default: as many as the design's)")
     p.add_argument("--output", default=None, help="keep the run here (PET checkpoint, tokenizer, Trainer files); "
                    "default: a temporary directory, removed at the end")
     p.add_argument("--seed", type=int, default=0)
@@ -88,7 +88,7 @@ def run(args) -> int:
     name = args.spec or DEFAULT_SPEC
     design = spec_path(name)[0]
     steps = args.steps if args.steps is not None else int(load_recipe(RECIPE)["max_steps"])
-    baseline_steps = args.baseline_steps if args.baseline_steps is not None else max(1, steps // 4)
+    baseline_steps = args.baseline_steps if args.baseline_steps is not None else steps
     if min(steps, baseline_steps) < 1:
         print("vlsurgery demo: error: --steps and --baseline-steps must be at least 1", file=sys.stderr)
         return 2

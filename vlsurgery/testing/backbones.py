@@ -74,6 +74,18 @@ def _llama(draw, model_type: str):
 
 
 @st.composite
+def _gpt2(draw):
+    """A GPT-2: Conv1D projections, q/k/v as column slices of the fused c_attn, 1 to 3 layers."""
+    from transformers import GPT2Config
+
+    d = draw(pick([16, 8, 24, 32]))
+    return GPT2Config(vocab_size=64, n_positions=64, n_embd=d, n_layer=draw(ints(1, 3)),
+                      n_head=draw(pick([h for h in (2, 1, 4) if d % h == 0])),
+                      n_inner=draw(pick([None, 16, 48])), tie_word_embeddings=draw(pick([True, False])),
+                      bos_token_id=0, eos_token_id=2, pad_token_id=1)
+
+
+@st.composite
 def _vision(draw, model_type: str, min_layers: int = 1):
     """A CLIP or SigLIP vision tower (``clip_vision_model``, ``siglip_vision_model``): 16-pixel
     images in 8-pixel patches, 1 to 3 layers."""
@@ -99,7 +111,7 @@ def _llava(draw):
 
 #: Families ``backbones(families=...)`` can draw besides the default ones (specs drawn without a
 #: backbone do not fit them: give ``specs`` the drawn config, as :func:`designs` does).
-OTHER_FAMILIES = ("llama", "qwen2", "clip-vision", "siglip-vision", "llava")
+OTHER_FAMILIES = ("llama", "qwen2", "gpt2", "clip-vision", "siglip-vision", "llava")
 
 
 def backbones(families=FAMILIES):
@@ -109,11 +121,11 @@ def backbones(families=FAMILIES):
     linears).  1 to 3 layers per stack, d_model 8..32, tied or untied embeddings (BART); every width
     (d_model, feed-forward, attention) is a multiple of 4 and at least 8, which is what
     :func:`specs` without a backbone relies on.  Shrinks towards a BART with one layer per stack.
-    ``llama`` and ``qwen2`` (LLaMA-layout decoders), ``clip-vision`` and ``siglip-vision`` (vision
+    ``llama`` and ``qwen2`` (LLaMA-layout decoders), ``gpt2``, ``clip-vision`` and ``siglip-vision`` (vision
     towers) and ``llava`` (:data:`OTHER_FAMILIES`) are drawn only when named.
     """
     makers = {"bart": _bart(), "t5": _t5(False), "t5-gated": _t5(True), "llama": _llama("llama"),
-              "qwen2": _llama("qwen2"), "clip-vision": _vision("clip_vision_model"),
+              "qwen2": _llama("qwen2"), "gpt2": _gpt2(), "clip-vision": _vision("clip_vision_model"),
               "siglip-vision": _vision("siglip_vision_model"), "llava": _llava()}
     unknown = [f for f in families if f not in makers]
     if unknown or not families:
