@@ -32,14 +32,6 @@ from benchmarks.workloads import TINY, build_variants, trainable, variant_steps 
 BACKBONES = ["tiny-bart", "tiny-t5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module", params=BACKBONES)
 def variants(request):
     return build_variants(request.param, TINY)

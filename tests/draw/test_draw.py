@@ -131,3 +131,35 @@ def test_renders_to_png_when_a_renderer_is_available(tmp_path):
     out = tmp_path / "d.png"
     cairosvg.svg2png(bytestring=draw(str(BART / "vl-pet-large.vls")).encode(), write_to=str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("specs", [(str(BART / "vl-adapter.vls"), str(BART / "vl-pet-large.vls")),
+                                   ("backbone tiny-bart\nencoder.ffn: adapter r=4",
+                                    "backbone tiny-bart\nencoder.ffn: adapter r=8\nprojector")])
+def test_legend_items_never_overlap_and_stay_inside(specs):
+    """Each legend item (swatch + words, their width estimated from the character count) ends before
+    the next one on its row starts; rows wrap before the picture's right edge."""
+    from vlsurgery.draw.svg import text_width
+
+    root = ET.fromstring(draw(specs[0], other=specs[1]))
+    width, height = float(root.get("width")), float(root.get("height"))
+    swatches = [e for e in root.iter(f"{SVG}rect") if e.get("class") == "legend-item"]
+    words = [e for e in root.iter(f"{SVG}text") if e.get("class") == "legend-item"]
+    assert len(swatches) == len(words) == 5  # two outline kinds, three kinds of change
+    boxes = [(float(s.get("x")), float(t.get("x")) + text_width(t.text, float(t.get("font-size"))), float(s.get("y")))
+             for s, t in zip(swatches, words)]
+    for (x0, x1, y), (nx0, _, ny) in zip(boxes, boxes[1:]):
+        assert ny > y or nx0 >= x1  # on the same row: after the previous item's words
+    assert all(x1 <= width for _, x1, _ in boxes) and all(y + 12 <= height for _, _, y in boxes)
+
+
+def test_a_narrow_legend_wraps_its_items_onto_rows():
+    from vlsurgery.draw.svg import _Canvas, legend, text_width
+
+    canvas = _Canvas()
+    bottom = legend(canvas, 16, 100, (10, 1000), True, right=600)
+    root = ET.fromstring(f'<svg xmlns="http://www.w3.org/2000/svg">{"".join(canvas.parts)}</svg>')
+    words = [e for e in root.iter(f"{SVG}text") if e.get("class") == "legend-item"]
+    rows = sorted({float(e.get("y")) for e in words})
+    assert len(rows) >= 3 and bottom >= rows[-1] + 10  # the picture grows to hold every row
+    assert all(float(e.get("x")) + text_width(e.text, 10) <= 600 for e in words)

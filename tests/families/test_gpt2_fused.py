@@ -13,7 +13,7 @@ model whose weights are edited by hand.
 
 import pytest
 import torch
-from test_gpt2_pipeline import batch, fresh_model, perturb_
+from family_models import batch, fresh_model, perturb_
 
 import vlsurgery
 from vlsurgery.checkpoint import MergeError, merge, merge_report
@@ -21,6 +21,7 @@ from vlsurgery.compiler.install import is_rewritten
 from vlsurgery.errors import ResolutionError
 from vlsurgery.methods.lora import merge_lora, unmerge_lora
 
+GPT2 = "tiny-gpt2"
 D = 32  # tiny-gpt2's width
 QV = "decoder.self_attn.{q,v}: lora r=4 alpha=8\n"
 
@@ -36,9 +37,9 @@ def logits(model, ids, mask):
 
 
 def test_lora_on_q_and_v_is_two_updates_on_column_slices_of_one_c_attn():
-    model = perturb_(vlsurgery.compile(QV, fresh_model(), seed=0))
+    model = perturb_(vlsurgery.compile(QV, fresh_model(GPT2), seed=0))
     ids, mask, _ = batch(model)
-    ref = fresh_model()
+    ref = fresh_model(GPT2)
 
     def by_hand(layer):  # the formula, on the plain model's c_attn output
         (q, v) = lora_sites(model, layer)
@@ -79,8 +80,8 @@ def test_lora_on_a_slice_counts_its_own_columns_only():
 
 
 def test_ia3_on_k_scales_k_columns_only():
-    model = perturb_(vlsurgery.compile("decoder[0].self_attn.k: ia3", fresh_model(), seed=0))
-    c_attn, ref = model.transformer.h[0].attn.c_attn, fresh_model().transformer.h[0].attn.c_attn
+    model = perturb_(vlsurgery.compile("decoder[0].self_attn.k: ia3", fresh_model(GPT2), seed=0))
+    c_attn, ref = model.transformer.h[0].attn.c_attn, fresh_model(GPT2).transformer.h[0].attn.c_attn
     x = torch.randn(2, 5, D)
     with torch.no_grad():
         got, plain = c_attn(x), ref(x)
@@ -92,8 +93,8 @@ def test_ia3_on_k_scales_k_columns_only():
 def test_sites_on_plain_conv1d_follow_the_formulas():
     """LoRA on c_fc (ffn.in) and lite on the attention's c_proj (o): Conv1D, no slice."""
     spec = "decoder[1].ffn.in: lora r=2 alpha=2\ndecoder[1].self_attn.o: lite r=4\n"
-    model = perturb_(vlsurgery.compile(spec, fresh_model(), seed=0))
-    layer, ref = model.transformer.h[1], fresh_model().transformer.h[1]
+    model = perturb_(vlsurgery.compile(spec, fresh_model(GPT2), seed=0))
+    layer, ref = model.transformer.h[1], fresh_model(GPT2).transformer.h[1]
     x = torch.randn(2, 5, D)
     lora, lite = layer.pet["ffn_in"].delta, layer.pet["self_attn_o"].delta
     with torch.no_grad():
@@ -114,28 +115,29 @@ decoder[1].ffn.out: lora r=2
 
 
 def test_merge_folds_conv1d_and_column_slices_with_the_same_logits():
-    model = perturb_(vlsurgery.compile(MERGEABLE, fresh_model(), seed=0)).eval()
+    model = perturb_(vlsurgery.compile(MERGEABLE, fresh_model(GPT2), seed=0)).eval()
     ids, mask, _ = batch(model)
     before = logits(model, ids, mask)
     merged = merge(model)
     assert not any(is_rewritten(m) for m in merged.modules())
-    assert type(merged).__name__ == "GPT2LMHeadModel" and set(merged.state_dict()) == set(fresh_model().state_dict())
+    assert type(merged).__name__ == "GPT2LMHeadModel"
+    assert set(merged.state_dict()) == set(fresh_model(GPT2).state_dict())
     torch.testing.assert_close(logits(merged, ids, mask), before, rtol=1e-5, atol=1e-5)
-    base = fresh_model()
+    base = fresh_model(GPT2)
     w, w0 = merged.transformer.h[1].attn.c_attn.weight, base.transformer.h[1].attn.c_attn.weight
     assert all(not torch.equal(w[:, s], w0[:, s]) for s in (slice(0, D), slice(D, 2 * D), slice(2 * D, None)))
     assert torch.equal(merged.transformer.h[0].mlp.c_proj.weight, base.transformer.h[0].mlp.c_proj.weight)
 
 
 def test_merge_with_only_q_and_v_leaves_k_columns_bit_for_bit():
-    model = perturb_(vlsurgery.compile(QV, fresh_model(), seed=0)).eval()
+    model = perturb_(vlsurgery.compile(QV, fresh_model(GPT2), seed=0)).eval()
     merge(model)
-    w, w0 = model.transformer.h[0].attn.c_attn, fresh_model().transformer.h[0].attn.c_attn
+    w, w0 = model.transformer.h[0].attn.c_attn, fresh_model(GPT2).transformer.h[0].attn.c_attn
     assert torch.equal(w.weight[:, D:2 * D], w0.weight[:, D:2 * D]) and torch.equal(w.bias, w0.bias)
 
 
 def test_merge_refuses_lite_on_a_slice_with_the_reason_and_changes_nothing():
-    model = perturb_(vlsurgery.compile(QV + "decoder.self_attn.k: lite r=4\n", fresh_model(), seed=0)).eval()
+    model = perturb_(vlsurgery.compile(QV + "decoder.self_attn.k: lite r=4\n", fresh_model(GPT2), seed=0)).eval()
     ids, mask, _ = batch(model)
     before = logits(model, ids, mask)
     with pytest.raises(MergeError, match=r"(?s)decoder\[0\].self_attn.k \(lite\): .*GELU"):
@@ -151,7 +153,7 @@ def test_partial_merge_folds_slices_beside_a_site_that_cannot_fold():
     assert {s.path for s in report.merged} == {f"decoder[{i}].self_attn.{r}" for i in (0, 1) for r in "qv"}
     (qkv,) = [s for s in report.kept if s.path.endswith("qkv")]
     assert "follows decoder[0].self_attn.k" in qkv.reason
-    model = perturb_(vlsurgery.compile(spec, fresh_model(), seed=0)).eval()
+    model = perturb_(vlsurgery.compile(spec, fresh_model(GPT2), seed=0)).eval()
     ids, mask, _ = batch(model)
     before = logits(model, ids, mask)
     with pytest.warns(UserWarning, match="kept 3 site"):
@@ -164,7 +166,7 @@ def test_partial_merge_folds_slices_beside_a_site_that_cannot_fold():
 
 
 def test_merge_lora_by_hand_on_a_column_slice_and_back():
-    model = perturb_(vlsurgery.compile(QV, fresh_model(), seed=0)).eval()
+    model = perturb_(vlsurgery.compile(QV, fresh_model(GPT2), seed=0)).eval()
     site = model.transformer.h[0].pet["self_attn_v"]
     c_attn = model.transformer.h[0].attn.c_attn
     x = torch.randn(2, 5, D)
@@ -201,8 +203,8 @@ def test_sublayer_sites_read_the_unnormalised_residual_and_replace_the_output_be
     (before the residual add); then X = the residual after attention (before ln_2), H = mlp's output."""
     spec = ("decoder.self_attn: adapter r=8 placement=parallel granularity=token\n"
             "decoder.ffn: adapter r=4 granularity=matrix gate_r=4\n")
-    model = perturb_(vlsurgery.compile(spec, fresh_model(), seed=0)).eval()
-    block, plain = model.transformer.h[1], fresh_model().transformer.h[1]
+    model = perturb_(vlsurgery.compile(spec, fresh_model(GPT2), seed=0)).eval()
+    block, plain = model.transformer.h[1], fresh_model(GPT2).transformer.h[1]
     x = torch.randn(2, 5, D, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         h = plain.attn(plain.ln_1(x))[0]

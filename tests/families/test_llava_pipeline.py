@@ -11,10 +11,12 @@ with an image), training lowers the loss, gradient checkpointing gives the same 
 
 import pytest
 import torch
+from family_models import (assert_checkpointing_keeps_the_gradients, assert_compile_gives_the_eager_loss_and_gradients,
+                           assert_counts_are_the_models, assert_save_and_restore, assert_state_dict_round_trip,
+                           assert_training_reduces_the_loss, fresh_model, make_identity_, perturb_, reference)
 
 import vlsurgery
 from vlsurgery.errors import ResolutionError
-from vlsurgery.profiles.backbone import load_model
 
 TINY = "tiny-llava"
 # Sites in both stacks: gated adapters, LoRA, lite and IA3; the model's projector and the tower's norms train.
@@ -29,10 +31,6 @@ decoder.ffn.up: ia3
 train projector, vision.layernorm
 """
 SITES_PER_MODEL = 2 * 4 + 2 * 6  # vision: 2 sublayers + q, v per layer (2 layers read); decoder: 6 per layer
-
-
-def fresh_model(seed=0):
-    return load_model(TINY, seed=seed)[0].eval()
 
 
 def batch(model, seed=1):
@@ -58,34 +56,15 @@ def generate(model, inputs, **kwargs):
                               suppress_tokens=[model.config.image_token_id], **kwargs)
 
 
-def site_modules(model):
-    return [m for name, m in model.named_modules() if name.rsplit(".", 2)[-2:-1] == ["pet"]]
-
-
-def perturb_(model, seed=0, scale=0.3):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=g) * scale)
-    return model
-
-
 def compiled(seed=0, perturb=True):
-    model = vlsurgery.compile(EVERY_SITE, fresh_model(), seed=seed)
+    model = vlsurgery.compile(EVERY_SITE, fresh_model(TINY), seed=seed)
     return (perturb_(model) if perturb else model).eval()
 
 
 def test_identity_sites_give_the_original_logits_and_tokens():
     model = compiled(perturb=False)
-    sites = site_modules(model)
-    assert len(sites) == SITES_PER_MODEL
-    for module in sites:
-        module.make_identity_()
-    ref = fresh_model()
-    flags = dict(model.named_parameters())
-    for name, p in ref.named_parameters():  # the attention kernel's choice depends on requires_grad
-        p.requires_grad_(flags[name].requires_grad)
+    assert make_identity_(model) == SITES_PER_MODEL
+    ref = reference(TINY, model)
     inputs, labels = batch(model)
     with torch.no_grad():
         got, expected = model(**inputs, labels=labels), ref(**inputs, labels=labels)
@@ -97,8 +76,7 @@ def test_identity_sites_give_the_original_logits_and_tokens():
 def test_predicted_counts_are_the_compiled_models_and_the_projector_is_the_models_own():
     predicted = vlsurgery.count(EVERY_SITE, TINY)
     model = compiled(perturb=False)
-    assert predicted.total == sum(p.numel() for p in model.parameters())
-    assert predicted.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert_counts_are_the_models(predicted, model)
     projector = {n: p for n, p in model.named_parameters() if n.startswith("model.multi_modal_projector.")}
     assert projector and all(p.requires_grad for p in projector.values())
     assert predicted.by_stack["projector"] == sum(p.numel() for p in projector.values())
@@ -131,7 +109,7 @@ def test_layers_after_the_feature_layer_get_no_site_and_change_nothing():
     assert {s.layer for s in plan.sites if s.stack == "vision"} == {0, 1}
     with pytest.raises(ResolutionError, match="layer 2 is out of range: vision of tiny-llava has 2 layers"):
         vlsurgery.count("vision[2].ffn: adapter", TINY)
-    model = fresh_model()
+    model = fresh_model(TINY)
     inputs, _ = batch(model)
     with torch.no_grad():
         before = model(**inputs).logits
@@ -140,70 +118,36 @@ def test_layers_after_the_feature_layer_get_no_site_and_change_nothing():
         assert torch.equal(model(**inputs).logits, before)
 
 
+def loss_of(inputs, labels):
+    return lambda model: model(**inputs, labels=labels).loss
+
+
 def test_training_reduces_the_loss():
-    model = vlsurgery.compile(EVERY_SITE, fresh_model(), seed=0).train()
-    inputs, labels = batch(model)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trainable, lr=1e-2)
-    losses = []
-    for _ in range(8):
-        loss = model(**inputs, labels=labels).loss
-        optimiser.zero_grad()
-        loss.backward()
-        assert all(p.grad is not None for p in trainable)  # every site, the projector and the norms learn
-        optimiser.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] - 0.05
+    """Every site, the projector and the norms learn."""
+    model = compiled(perturb=False).train()
+    assert_training_reduces_the_loss(model, loss_of(*batch(model)))
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
-    grads = []
-    for checkpointing in (False, True):
-        model = compiled().train()
-        if checkpointing:
-            model.activation_checkpointing_enable()  # gradient_checkpointing_enable, renamed in transformers 5
-        inputs, labels = batch(model)
-        model(**inputs, labels=labels).loss.backward()
-        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
-    assert grads[0].keys() == grads[1].keys()
-    for name, grad in grads[0].items():
-        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert_checkpointing_keeps_the_gradients(compiled, loss_of(*batch(fresh_model(TINY))))
 
 
 @pytest.mark.slow  # about 30 s: dynamo traces the tower, the projector and the language model
 def test_torch_compile_gives_the_eager_loss_and_gradients():
-    torch._dynamo.reset()
     model = compiled()
-    inputs, labels = batch(model)
-    results = []
-    for call in (model, torch.compile(model, backend="aot_eager")):
-        model.zero_grad(set_to_none=True)
-        loss = call(**inputs, labels=labels).loss
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}))
-    torch._dynamo.reset()
-    (eager, eager_grads), (got, grads) = results
-    torch.testing.assert_close(got, eager, rtol=1e-5, atol=1e-6)
-    for name, grad in grads.items():
-        torch.testing.assert_close(grad, eager_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert_compile_gives_the_eager_loss_and_gradients(model, loss_of(*batch(model)))
 
 
 def test_state_dict_round_trip_is_strict_and_exact():
     model = compiled()
-    again = vlsurgery.compile(EVERY_SITE, fresh_model(), seed=1).eval()
-    again.load_state_dict(model.state_dict(), strict=True)
     inputs, _ = batch(model)
-    with torch.no_grad():
-        assert torch.equal(again(**inputs).logits, model(**inputs).logits)
+    assert_state_dict_round_trip(model, compiled(seed=1, perturb=False), lambda m: m(**inputs).logits)
 
 
 def test_save_and_restore_give_identical_logits(tmp_path):
     model = compiled()
-    vlsurgery.save(model, tmp_path / "run")
-    restored = vlsurgery.restore(tmp_path / "run", backbone=fresh_model()).eval()
     inputs, _ = batch(model)
-    with torch.no_grad():
-        assert torch.equal(restored(**inputs).logits, model(**inputs).logits)
+    assert_save_and_restore(model, fresh_model(TINY), tmp_path / "run", lambda m: m(**inputs).logits)
 
 
 @pytest.mark.parametrize("address", ["encoder.ffn", "decoder.cross_attn"])

@@ -10,6 +10,10 @@ tower takes no tokens: no input sites, and a visual projector is refused.
 
 import pytest
 import torch
+from family_models import (assert_checkpointing_keeps_the_gradients, assert_compile_gives_the_eager_loss_and_gradients,
+                           assert_compiles_as_one_graph, assert_counts_are_the_models, assert_save_and_restore,
+                           assert_state_dict_round_trip, assert_training_reduces_the_loss, fresh_model,
+                           make_identity_, perturb_, reference)
 
 import vlsurgery
 from vlsurgery.errors import ResolutionError
@@ -31,27 +35,13 @@ train vision.layernorm, vision.self_attn.o.bias
 """
 
 
-def fresh_model(name, seed=0):
-    return load_model(name, seed=seed)[0].eval()
+def compiled(tower, seed=0):
+    return vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=seed)
 
 
 def pixels(model, seed=1, batch=2):
     size = model.config.image_size
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def site_modules(model):
-    return [m for name, m in model.named_modules() if name.rsplit(".", 2)[-2:-1] == ["pet"]]
-
-
-def perturb_(model, seed=0, scale=0.3):
-    """Move every trainable tensor, so that no site is an identity and every one shows in the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=g) * scale)
-    return model
 
 
 def loss_of(model, px):
@@ -63,15 +53,10 @@ def loss_of(model, px):
 
 @pytest.mark.parametrize("tower", TOWERS)
 def test_identity_sites_give_the_original_outputs(tower):
-    model = vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=0)
-    sites = site_modules(model)
-    assert len(sites) == len(vlsurgery.plan(EVERY_SITE, model).sites) == 2 * 7  # vision[-1].ffn is vision.ffn
-    for module in sites:
-        module.make_identity_()
-    ref = fresh_model(tower)
-    flags = dict(model.named_parameters())
-    for name, p in ref.named_parameters():  # the attention kernel's choice depends on requires_grad
-        p.requires_grad_(flags[name].requires_grad)
+    model = compiled(tower)
+    # vision[-1].ffn is vision.ffn of the last layer: 7 sites per layer
+    assert make_identity_(model) == len(vlsurgery.plan(EVERY_SITE, model).sites) == 2 * 7
+    ref = reference(tower, model)
     px = pixels(model)
     with torch.no_grad():
         got = model(pixel_values=px, output_hidden_states=True)
@@ -85,94 +70,50 @@ def test_identity_sites_give_the_original_outputs(tower):
 @pytest.mark.parametrize("tower", TOWERS)
 def test_predicted_counts_are_the_compiled_models(tower):
     predicted = vlsurgery.count(EVERY_SITE, tower)
-    model = vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=0)
-    assert predicted.total == sum(p.numel() for p in model.parameters())
-    assert predicted.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert_counts_are_the_models(predicted, compiled(tower))
     norms = 4 + (2 if tower == "tiny-clip-vision" else 1)  # 2 per layer + pre_layrnorm (CLIP) + post_layernorm
     assert predicted.base_trainable == norms * 2 * 32 + 2 * 32  # weight and bias each; out_proj's bias x 2 layers
 
 
 @pytest.mark.parametrize("tower", TOWERS)
 def test_training_reduces_the_loss(tower):
-    model = vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=0).train()
+    model = compiled(tower).train()
     px = pixels(model)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trainable, lr=1e-2)
-    losses = []
-    for _ in range(8):
-        loss = loss_of(model, px)
-        optimiser.zero_grad()
-        loss.backward()
-        assert all(p.grad is not None for p in trainable)  # every site is in the graph
-        optimiser.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] - 0.05
+    assert_training_reduces_the_loss(model, lambda m: loss_of(m, px))
 
 
 @pytest.mark.parametrize("tower", TOWERS)
 def test_gradient_checkpointing_gives_the_same_gradients(tower):
-    grads = []
-    for checkpointing in (False, True):
-        model = perturb_(vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=0)).train()
-        if checkpointing:
-            model.activation_checkpointing_enable()  # gradient_checkpointing_enable, renamed in transformers 5
-        loss_of(model, pixels(model)).backward()
-        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
-    assert grads[0].keys() == grads[1].keys()
-    for name, grad in grads[0].items():
-        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    px = pixels(fresh_model(tower))
+    assert_checkpointing_keeps_the_gradients(lambda: perturb_(compiled(tower)), lambda m: loss_of(m, px))
 
 
 @pytest.mark.parametrize("tower", TOWERS)
 def test_rewritten_layer_compiles_as_one_graph(tower):
-    """fullgraph=True fails on any graph break inside the generated forward or the site modules."""
-    torch._dynamo.reset()
-    model = perturb_(vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=0)).eval()
-    layer = model.encoder.layers[-1]
+    model = perturb_(compiled(tower)).eval()
     x = torch.randn(2, 5, model.config.hidden_size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = layer(x, attention_mask=None)
-        got = torch.compile(layer, backend="aot_eager", fullgraph=True)(x, attention_mask=None)
-    torch._dynamo.reset()
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert_compiles_as_one_graph(model.encoder.layers[-1], x, attention_mask=None)
 
 
 def test_torch_compile_gives_the_eager_loss_and_gradients():
-    torch._dynamo.reset()
-    model = perturb_(vlsurgery.compile(EVERY_SITE, fresh_model("tiny-clip-vision"), seed=0)).eval()
+    model = perturb_(compiled("tiny-clip-vision")).eval()
     px = pixels(model)
-    results = []
-    for call in (model, torch.compile(model, backend="aot_eager")):
-        model.zero_grad(set_to_none=True)
-        loss = loss_of(call, px)
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}))
-    torch._dynamo.reset()
-    (eager, eager_grads), (compiled, grads) = results
-    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
-    assert grads.keys() == eager_grads.keys()
-    for name, grad in grads.items():
-        torch.testing.assert_close(grad, eager_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert_compile_gives_the_eager_loss_and_gradients(model, lambda m: loss_of(m, px))
 
 
 @pytest.mark.parametrize("tower", TOWERS)
 def test_state_dict_round_trip_is_strict_and_exact(tower):
-    model = perturb_(vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=0)).eval()
-    again = vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=1).eval()
-    again.load_state_dict(model.state_dict(), strict=True)
+    model = perturb_(compiled(tower))
     px = pixels(model)
-    with torch.no_grad():
-        assert torch.equal(again(pixel_values=px).pooler_output, model(pixel_values=px).pooler_output)
+    assert_state_dict_round_trip(model, compiled(tower, seed=1), lambda m: m(pixel_values=px).pooler_output)
 
 
 @pytest.mark.parametrize("tower", TOWERS)
 def test_save_and_restore_give_identical_outputs(tower, tmp_path):
-    model = perturb_(vlsurgery.compile(EVERY_SITE, fresh_model(tower), seed=0)).eval()
-    vlsurgery.save(model, tmp_path / "run")
-    restored = vlsurgery.restore(tmp_path / "run", backbone=fresh_model(tower)).eval()
+    model = perturb_(compiled(tower))
     px = pixels(model)
-    with torch.no_grad():
-        assert torch.equal(restored(pixel_values=px).last_hidden_state, model(pixel_values=px).last_hidden_state)
+    assert_save_and_restore(model, fresh_model(tower), tmp_path / "run",
+                            lambda m: m(pixel_values=px).last_hidden_state)
 
 
 @pytest.mark.parametrize("address", ["decoder.self_attn", "encoder.ffn", "decoder.cross_attn.v"])

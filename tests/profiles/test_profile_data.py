@@ -42,7 +42,9 @@ def test_parameter_table_is_named_parameters(config):
 
 
 @pytest.mark.parametrize("name", ["tiny-bart", "tiny-t5", "tiny-t5-gated", "t5-small", "bart-base", "tiny-llama",
-                                  "tiny-qwen2", "llama-3.2-1b", "qwen2.5-0.5b", "mistral-7b"])
+                                  "tiny-qwen2", "llama-3.2-1b", "qwen2.5-0.5b", "mistral-7b", "tiny-clip-vision",
+                                  "tiny-siglip-vision", "tiny-llava", "clip-vit-b-32", "clip-vit-l-14",
+                                  "siglip-base-patch16-224", "llava-1.5-7b"])
 def test_preset_table_is_named_parameters(name):
     config = preset_config(name)
     profile = profile_of(config)
@@ -51,11 +53,12 @@ def test_preset_table_is_named_parameters(name):
     assert {n: tuple(p.shape) for n, p in model.named_parameters()} == profile.parameters
 
 
-# Published parameter counts of the checkpoints (as loaded by from_pretrained).
+# Published parameter counts of the checkpoints (as loaded by from_pretrained: the vision tower alone for CLIP).
 KNOWN = {"bart-base": 139_420_416, "bart-large": 406_291_456, "t5-small": 60_506_624, "t5-base": 222_903_552,
          "t5-large": 737_668_096, "t5-3b": 2_851_598_336, "flan-t5-base": 247_577_856,
          "flan-t5-small": 76_961_152, "flan-t5-large": 783_150_080,
-         "llama-3.2-1b": 1_235_814_400, "qwen2.5-0.5b": 494_032_768, "mistral-7b": 7_241_732_096}
+         "llama-3.2-1b": 1_235_814_400, "qwen2.5-0.5b": 494_032_768, "mistral-7b": 7_241_732_096,
+         "clip-vit-b-32": 87_456_000, "clip-vit-l-14": 303_179_776, "llava-1.5-7b": 7_063_427_072}
 
 
 @pytest.mark.parametrize("name", sorted(KNOWN))
@@ -132,12 +135,10 @@ def _capture(layer, point, store, key):
     return module.register_forward_hook(post)
 
 
-@pytest.mark.parametrize("config", [c for _, c in CONFIGS], ids=IDS)
-def test_points_are_the_residual_stream(config):
-    """X and H are where the paper says: the residual add of sublayer j gives X of sublayer j+1
-    (pre-LN: X + H; post-LN: norm(X + H)), and the last one gives the layer's output."""
-    profile = profile_of(config)
-    model = build_cpu(config, profile)
+def _assert_points_are_the_residual_stream(model, profile, inputs):
+    """Run ``model(**inputs)`` and check that X and H are where the paper says: the residual add of
+    sublayer j gives X of sublayer j+1 (pre-LN: X + H; post-LN: norm(X + H)), and the last one gives
+    the layer's output."""
     store, handles = {}, []
     for stack in profile.stacks:
         for i in range(stack.n_layers):
@@ -145,16 +146,15 @@ def test_points_are_the_residual_stream(config):
             for sub in stack.sublayers:
                 handles.append(_capture(layer, sub.x_point, store, (stack.name, i, sub.name, "x")))
                 handles.append(_capture(layer, sub.h_point, store, (stack.name, i, sub.name, "h")))
+            # text layers return a tuple, vision layers a tensor
             handles.append(layer.register_forward_hook(
                 lambda mod, a, out, key=(stack.name, i): store.__setitem__(key, out[0] if isinstance(out, tuple) else out)))
-    ids = torch.tensor([[5, 6, 7, 8, 9, 2]])
-    with torch.no_grad():
-        if profile.stack("encoder") is None:  # decoder-only
-            model(input_ids=ids)
-        else:
-            model(input_ids=ids, decoder_input_ids=torch.tensor([[2, 5, 6, 7]]))
-    for h in handles:
-        h.remove()
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        for h in handles:
+            h.remove()
     for stack in profile.stacks:
         for i in range(stack.n_layers):
             layer = model.get_submodule(stack.layer_module(i))
@@ -164,6 +164,15 @@ def test_points_are_the_residual_stream(config):
                 after = x + h if profile.pre_norm else layer.get_submodule(sub.norm)(x + h)
                 nxt = store[(stack.name, i, subs[j + 1].name, "x")] if j + 1 < len(subs) else store[(stack.name, i)]
                 torch.testing.assert_close(after, nxt, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [c for _, c in CONFIGS], ids=IDS)
+def test_points_are_the_residual_stream(config):
+    profile = profile_of(config)
+    inputs = {"input_ids": torch.tensor([[5, 6, 7, 8, 9, 2]])}
+    if profile.stack("encoder") is not None:  # encoder-decoder
+        inputs["decoder_input_ids"] = torch.tensor([[2, 5, 6, 7]])
+    _assert_points_are_the_residual_stream(build_cpu(config, profile), profile, inputs)
 
 
 def test_unknown_family_lists_supported():
@@ -287,40 +296,5 @@ def test_vision_paths_and_points_name_real_modules(config):
 def test_vision_points_are_the_residual_stream(config):
     """Pre-LN: X + H of a sublayer is X of the next one, and the last one's is the layer's output."""
     profile = profile_of(config)
-    model = build_cpu(config, profile)
-    store, handles = {}, []
-    for stack in profile.stacks:
-        for i in range(stack.n_layers):
-            layer = model.get_submodule(stack.layer_module(i))
-            for sub in stack.sublayers:
-                handles.append(_capture(layer, sub.x_point, store, (stack.name, i, sub.name, "x")))
-                handles.append(_capture(layer, sub.h_point, store, (stack.name, i, sub.name, "h")))
-            handles.append(layer.register_forward_hook(
-                lambda mod, a, out, key=(stack.name, i): store.__setitem__(key, out)))  # layers return a tensor
-    with torch.no_grad():
-        model(**_pixels_and_ids(config))
-    for h in handles:
-        h.remove()
-    for stack in profile.stacks:
-        for i in range(stack.n_layers):
-            subs = stack.sublayers
-            for j, sub in enumerate(subs):
-                x, h = store[(stack.name, i, sub.name, "x")], store[(stack.name, i, sub.name, "h")]
-                nxt = store[(stack.name, i, subs[j + 1].name, "x")] if j + 1 < len(subs) else store[(stack.name, i)]
-                torch.testing.assert_close(x + h, nxt, rtol=1e-5, atol=1e-5)
-
-
-# Published parameter counts (as from_pretrained loads the checkpoints: the vision tower alone for CLIP)
-VISION_KNOWN = {"clip-vit-b-32": 87_456_000, "clip-vit-l-14": 303_179_776, "llava-1.5-7b": 7_063_427_072}
-
-
-@pytest.mark.parametrize("name", ["tiny-clip-vision", "tiny-siglip-vision", "tiny-llava", "clip-vit-b-32",
-                                  "clip-vit-l-14", "siglip-base-patch16-224", "llava-1.5-7b"])
-def test_vision_preset_tables(name):
-    config = preset_config(name)
-    profile = profile_of(config)
-    assert profile.parameters == preset_profile(name).parameters  # JSON-only profile == config profile
-    model = build_meta(config, profile)
-    assert {n: tuple(p.shape) for n, p in model.named_parameters()} == profile.parameters
-    if name in VISION_KNOWN:
-        assert profile.num_parameters == VISION_KNOWN[name]
+    assert profile.pre_norm
+    _assert_points_are_the_residual_stream(build_cpu(config, profile), profile, _pixels_and_ids(config))

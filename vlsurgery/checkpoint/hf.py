@@ -14,7 +14,10 @@ What stays true: the model is the same object; ``isinstance`` checks, the class 
 ``config.architectures``), parameter names and hooks are unchanged; ``is_rewritten(model)`` is
 True and :func:`~vlsurgery.compiler.install.original_class` gives the Hugging Face class;
 ``vlsurgery compile --show-code`` lists the root with the source below.  One runtime class exists
-per (model class, spec).  ``push_to_hub=True`` is refused (the upload would start before the
+per (model class, spec).  When the compiler changed the root's class already (a decoder-only
+model with a projector names the visual keywords in its ``forward``), this class is a layer on top
+of that one (``runtime_class(..., over=True)``) and :func:`disable_save_pretrained` takes off only
+this layer.  ``push_to_hub=True`` is refused (the upload would start before the
 checkpoint files exist): save to a directory, then upload the directory.
 """
 
@@ -25,7 +28,8 @@ import textwrap
 from vlsurgery.checkpoint.files import CheckpointError, sha256_text
 from vlsurgery.checkpoint.marker import SPEC_ATTR
 from vlsurgery.checkpoint.saving import resolve_spec, save
-from vlsurgery.compiler.install import is_rewritten, original_class, runtime_class, swap_class
+from vlsurgery.compiler.install import (generated_source, is_rewritten, original_class, previous_class, runtime_class,
+                                        swap_class)
 from vlsurgery.errors import UsageError
 
 _SOURCE = """\
@@ -62,16 +66,17 @@ def enable_save_pretrained(model, spec=None):
     """
     text = resolve_spec(model, spec)
     current = type(model)
-    if is_rewritten(current):
-        if getattr(current, SPEC_ATTR, None) == text:
+    if getattr(current, SPEC_ATTR, None) is not None:
+        if getattr(current, SPEC_ATTR) == text:
             return model
-        what = "carries another spec" if getattr(current, SPEC_ATTR, None) else "is already a runtime class"
-        raise CheckpointError(f"cannot enable save_pretrained on this {current.__name__}: its class {what}; "
-                              "enable it once, right after compiling")
+        raise CheckpointError(f"cannot enable save_pretrained on this {current.__name__}: its class carries another "
+                              "spec; enable it once, right after compiling")
     if not callable(getattr(current, "save_pretrained", None)):
         raise UsageError(f"a {current.__name__} has no save_pretrained: expected a Hugging Face model")
     source = _SOURCE.format(name=current.__name__, sha=sha256_text(text), spec=textwrap.indent(text, "#   ", lambda line: True))
-    cls = runtime_class(current, source, current.forward)
+    if is_rewritten(current):  # the compiler's own class of the root (the visual keywords of a decoder-only model)
+        source = f"# on top of:\n{generated_source(current)}\n{source}"
+    cls = runtime_class(current, source, current.forward, over=True)
     if cls.__dict__.get(SPEC_ATTR) != text:  # a new class (cached classes already have both)
         cls.save_pretrained = _save_pretrained
         setattr(cls, SPEC_ATTR, text)
@@ -83,5 +88,5 @@ def disable_save_pretrained(model):
     """Give the model's root its Hugging Face class back (what :func:`enable_save_pretrained` did,
     undone); the model then carries no spec.  Returns ``model``."""
     if getattr(type(model), SPEC_ATTR, None) is not None:
-        swap_class(model, original_class(model))
+        swap_class(model, previous_class(model))  # only this layer: a compiler class below it stays
     return model

@@ -52,7 +52,9 @@ def _quiet_transformers():
 
 def _base_model(ckpt, backbone):
     from torch import nn
-    from transformers import AutoModelForSeq2SeqLM
+    from transformers import AutoConfig
+
+    from vlsurgery.profiles.backbone import auto_class, profile_of
 
     if isinstance(backbone, nn.Module):
         return backbone
@@ -77,7 +79,9 @@ def _base_model(ckpt, backbone):
                               "on, restore(directory, backbone=model), or save with save_pretrained")
     try:
         with _quiet_transformers():
-            return AutoModelForSeq2SeqLM.from_pretrained(source, revision=revision)
+            # the class the saved config's profile names: seq2seq (T5, BART) or causal (LLaMA, GPT-2)
+            config = AutoConfig.from_pretrained(source, revision=revision)
+            return auto_class(profile_of(config)).from_pretrained(source, revision=revision)
     except Exception as exc:  # transformers raises OSError, ValueError, ...: one clear message instead
         raise CheckpointError(f"cannot load the base weights the checkpoint names ({weights} {source!r}"
                               + (f" at revision {revision}" if revision else "")

@@ -276,7 +276,7 @@ def _unwire_stacks(model) -> None:
         remove_prefix(model)
     for root in causal_roots(model):  # a decoder-only model's base model (compiler.causal_prefix)
         if root._modules[PREFIX_ATTR].empty:
-            remove_causal_prefix(root)
+            remove_causal_prefix(root, model)  # and the model's visual keywords, if it has them
     store = model._modules.get(SHARED_ATTR)
     if store is not None and len(store) == 0:
         del model._modules[SHARED_ATTR]

@@ -1,8 +1,9 @@
 """``vlsurgery train``: compile a spec and train it with the Hugging Face Trainer.
 
-The data is the procedural shapes task (default) or a VQA directory; the settings come from a
-YAML recipe (``--recipe demo``, ``--recipe paper/vl-t5`` or a path), and the flags below win over
-it.  At the end it prints the validation accuracy against chance and where the PET checkpoint is.
+The data is the procedural shapes task (default), a VQA directory or a caption directory; the
+settings come from a YAML recipe (``--recipe demo``, ``--recipe paper/vl-t5`` or a path), and the
+flags below win over it.  At the end it prints the validation accuracy (VQA) or BLEU-4 and CIDEr
+(captions) against chance, and where the PET checkpoint is.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a design with the Hugging Face Trainer (recipes: YAML)",
                               description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     p.add_argument("spec", help="a design: a file or a library name such as lib:examples/demo-t5.vls")
-    p.add_argument("--data", default="shapes", help="'shapes' (default) or a VQA directory: train.json, val.json, "
-                   "features.h5")
+    p.add_argument("--data", default="shapes", help="'shapes' (default) or a VQA or caption directory: train.json, "
+                   "val.json, features.h5 (the JSON says which task)")
     p.add_argument("--backbone", default=None, help="override the spec's backbone")
     p.add_argument("--output", default="vlsurgery-run", help="output directory (default vlsurgery-run)")
     p.add_argument("--recipe", default=None, help="a shipped recipe name (demo, paper/vl-bart, paper/vl-t5) or a "

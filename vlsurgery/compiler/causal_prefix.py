@@ -20,10 +20,21 @@ input.  The base model holding the token embedding and the layers (the profile's
   last position.
 
 Later steps of ``generate`` with the cache see only the new token: the prefix is in the cache,
-its keyword arguments (``vis_feats``) are ignored there.  Hence greedy and beam ``generate()``
-give the same tokens with and without the cache.  (``generate`` itself accepts only keywords in
-the outer model's signature, so with visual tokens a caller steps the cache by hand: forward
-passes, training and scoring take ``vis_feats``/``vis_boxes`` like the encoder-decoder models.)
+its keyword arguments (``vis_feats``) are ignored there.  The first call records the prefix
+length on the cache (``vls_prefix_length``): without a 2-D mask (``generate`` drops an all-ones
+one) that is how later steps shift their ``position_ids``.  Hence greedy and beam ``generate()``
+give the same tokens with and without the cache.
+
+``generate`` accepts only keywords named by the outer model's ``forward`` (``LlamaForCausalLM``,
+``GPT2LMHeadModel``), whose ``**kwargs`` then carry them to this base model.  So a design with a
+projector also changes the outer model's class (:func:`install_visual_keywords`): its forward is
+the Hugging Face one, its signature that one's plus ``vis_feats``, ``vis_boxes`` and
+``vis_image_ids``; ``generate`` then takes them, expands them for beam search (every tensor
+keyword is) and passes them on every step.  The ``save_pretrained`` class of
+:mod:`vlsurgery.checkpoint.hf` is a layer on top of it (``runtime_class(..., over=True)``), taken
+off first; :func:`remove_causal_prefix` with the outer model undoes both changes of this pass.
+Without a projector the outer class is left alone.
+
 A 4-D attention mask is passed through as given: it must already cover the prefix.  Without a
 projector, visual inputs are refused (the model's ``**kwargs`` would otherwise swallow them);
 without a projector and a prompt the forward is the original one.
@@ -39,17 +50,19 @@ import inspect
 import torch
 from torch import nn
 
-from vlsurgery.compiler.install import is_rewritten, original_class, runtime_class, swap_class
-from vlsurgery.compiler.prefix import PREFIX_ATTR, PrefixTokens
-from vlsurgery.errors import UsageError
+from vlsurgery.compiler.install import is_rewritten, original_class, previous_class, runtime_class, swap_class
+from vlsurgery.compiler.prefix import PREFIX_ATTR, VISUAL_KWARGS, PrefixTokens
+from vlsurgery.errors import CompileError, UsageError
 
-#: The cache keyword of transformers 5 base models, and its name before the rename.
+#: The cache keyword of transformers 5 base models (and output field), and its name before the rename.
 _CACHE_KWARGS = ("cache", "past_key_values")
+#: The attribute a cache gets on its first call: how many prefix tokens went before the text.
+_PREFIX_LENGTH = "vls_prefix_length"
 
 
-def _cached_length(kwargs: dict) -> int:
-    cache = next((kwargs[k] for k in _CACHE_KWARGS if kwargs.get(k) is not None), None)
-    return int(cache.get_seq_length()) if hasattr(cache, "get_seq_length") else 0
+def _cache_in(kwargs) -> object | None:
+    get = kwargs.get if isinstance(kwargs, dict) else lambda key: getattr(kwargs, key, None)
+    return next((get(k) for k in _CACHE_KWARGS if get(k) is not None), None)
 
 
 def _causal_forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
@@ -62,7 +75,8 @@ def _causal_forward(self, input_ids=None, attention_mask=None, position_ids=None
     if inputs_embeds is None and input_ids is not None:
         inputs_embeds = self.get_input_embeddings()(input_ids)
     prepended = 0
-    cached = _cached_length(kwargs)
+    cache = _cache_in(kwargs)
+    cached = int(cache.get_seq_length()) if hasattr(cache, "get_seq_length") else 0
     if cached == 0 and inputs_embeds is not None:  # a fresh sequence: the prefix goes first
         prefix = prefix_tokens(inputs_embeds.shape[0], vis_feats, vis_boxes, vis_image_ids)
         if prefix is not None:
@@ -77,6 +91,8 @@ def _causal_forward(self, input_ids=None, attention_mask=None, position_ids=None
         if missing:
             ones = attention_mask.new_ones(attention_mask.shape[0], missing)
             attention_mask = torch.cat([ones, attention_mask], dim=1)
+    elif cached:  # no mask tells the prefix length (generate drops an all-ones mask): the first call recorded it
+        missing = getattr(cache, _PREFIX_LENGTH, 0)
     if position_ids is not None and missing:
         position_ids = position_ids + missing
         if prepended:
@@ -87,11 +103,70 @@ def _causal_forward(self, input_ids=None, attention_mask=None, position_ids=None
                                           inputs_embeds=inputs_embeds, **kwargs)
     if prepended:  # the text's own positions: logits line up with labels and input_ids
         out.last_hidden_state = out.last_hidden_state[:, prepended:]
+    filled = cache if cache is not None else _cache_in(out)
+    if cached == 0 and filled is not None:
+        setattr(filled, _PREFIX_LENGTH, prepended)
     return out
 
 
 #: The readable source of the rewritten forward (also how :func:`causal_roots` recognises it).
 _SOURCE = inspect.getsource(_causal_forward).replace(_causal_forward.__name__, "forward", 1)
+
+
+#: The readable source of the outer model's forward ({name}: its Hugging Face class); its first
+#: line is how :func:`has_visual_keywords` recognises the class.
+_OUTER_SOURCE = """\
+def forward(self, *args, vis_feats=None, vis_boxes=None, vis_image_ids=None, **kwargs):
+    # {name}.forward with the visual inputs named in its signature, so that generate() accepts them
+    # (and expands them for beam search); the decoder's base model prepends them while its cache is empty
+    visual = dict(vis_feats=vis_feats, vis_boxes=vis_boxes, vis_image_ids=vis_image_ids)
+    return {name}.forward(self, *args, **{{k: v for k, v in visual.items() if v is not None}}, **kwargs)"""
+_OUTER_HEAD = _OUTER_SOURCE.splitlines()[0]
+
+
+def _outer_forward(original: type):
+    """The forward of :data:`_OUTER_SOURCE` for ``original``, its signature the original's plus the
+    visual keywords (``generate`` and the Trainer read the signature: ``logits_to_keep``, ``cache``,
+    ``**kwargs`` must stay visible)."""
+    signature = inspect.signature(original.forward)
+    params = list(signature.parameters.values())
+    if not params or params[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+        raise UsageError(f"{original.__name__}.forward takes no **kwargs: visual inputs could not reach its decoder")
+    named = {p.name for p in params}
+    visual = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None)
+              for key in VISUAL_KWARGS if key not in named]
+
+    def forward(self, *args, vis_feats=None, vis_boxes=None, vis_image_ids=None, **kwargs):
+        given = {k: v for k, v in zip(VISUAL_KWARGS, (vis_feats, vis_boxes, vis_image_ids)) if v is not None}
+        # the Hugging Face class's forward, never type(self)'s: a save_pretrained layer may sit on top
+        return original_class(self).forward(self, *args, **given, **kwargs)
+
+    forward.__signature__ = signature.replace(parameters=params[:-1] + visual + params[-1:])
+    forward.__doc__ = original.forward.__doc__
+    return forward
+
+
+def has_visual_keywords(model: nn.Module) -> bool:
+    """Whether ``model``'s class (or a class below a layer on top of it) is the visual-keyword class."""
+    return any(cls.__dict__.get("_vls_source", "").startswith(_OUTER_HEAD) for cls in type(model).__mro__)
+
+
+def install_visual_keywords(outer: nn.Module) -> None:
+    """Give ``outer`` (a decoder-only model with a visual projector) a forward that names the
+    visual keywords (see the module docstring); with those names ``generate()`` takes them."""
+    original = type(outer)
+    source = _OUTER_SOURCE.format(name=original.__name__)
+    swap_class(outer, runtime_class(original, source, _outer_forward(original)))
+
+
+def remove_visual_keywords(outer: nn.Module) -> None:
+    """Undo :func:`install_visual_keywords` (nothing to do when ``outer`` has no such class)."""
+    if not has_visual_keywords(outer):
+        return
+    if not type(outer).__dict__.get("_vls_source", "").startswith(_OUTER_HEAD):
+        raise CompileError(f"the {type(outer).__name__} has a class change on top of its visual keywords: take that "
+                           "off first (vlsurgery.checkpoint.disable_save_pretrained)")
+    swap_class(outer, previous_class(outer))
 
 
 def decoder_root(model: nn.Module, profile) -> nn.Module:
@@ -102,15 +177,18 @@ def decoder_root(model: nn.Module, profile) -> nn.Module:
     return model.get_submodule(stack.root)
 
 
-def install_causal_prefix(root: nn.Module, prefix: PrefixTokens) -> None:
+def install_causal_prefix(root: nn.Module, prefix: PrefixTokens, outer: nn.Module | None = None) -> None:
     """Attach ``prefix`` to the decoder's base model ``root`` (as ``vls_prefix``) and rewrite its
-    forward (see the module docstring)."""
+    forward (see the module docstring); with a projector, ``outer`` (the model ``generate`` runs
+    on) gets the visual keywords in its forward's signature (:func:`install_visual_keywords`)."""
     if is_rewritten(root):
         raise UsageError("the decoder already carries prefix tokens")
     if not callable(getattr(root, "get_input_embeddings", None)) or root.get_input_embeddings() is None:
         raise UsageError(f"{type(root).__name__} has no input embedding: vlsurgery cannot prepend tokens to its input")
     root.add_module(PREFIX_ATTR, prefix)
     swap_class(root, runtime_class(type(root), _SOURCE, _causal_forward))
+    if prefix.projector is not None and outer is not None and outer is not root:
+        install_visual_keywords(outer)
 
 
 def causal_roots(model: nn.Module) -> list[nn.Module]:
@@ -118,11 +196,15 @@ def causal_roots(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if is_rewritten(m) and getattr(type(m), "_vls_source", None) == _SOURCE]
 
 
-def remove_causal_prefix(root: nn.Module) -> None:
-    """Undo :func:`install_causal_prefix`: the base model back to its class, no prefix tokens."""
+def remove_causal_prefix(root: nn.Module, outer: nn.Module | None = None) -> None:
+    """Undo :func:`install_causal_prefix`: the base model back to its class, no prefix tokens, and
+    ``outer`` (when given) without the visual keywords (:func:`remove_visual_keywords`)."""
+    if outer is not None:
+        remove_visual_keywords(outer)
     root._modules.pop(PREFIX_ATTR, None)
     if is_rewritten(root):
         swap_class(root, original_class(root))
 
 
-__all__ = ["causal_roots", "decoder_root", "install_causal_prefix", "remove_causal_prefix"]
+__all__ = ["causal_roots", "decoder_root", "has_visual_keywords", "install_causal_prefix", "install_visual_keywords",
+           "remove_causal_prefix", "remove_visual_keywords"]

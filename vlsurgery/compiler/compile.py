@@ -178,7 +178,7 @@ def _prefix(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]
     # Installed for every encoder-decoder model: without a projector its stacks then refuse visual
     # inputs instead of letting the model's **kwargs swallow them.
     if plan.profile.stack("encoder") is None and "decoder" in plan.profile.roles.inputs:  # decoder-only
-        install_causal_prefix(decoder_root(model, plan.profile), PrefixTokens(projector, tokens))
+        install_causal_prefix(decoder_root(model, plan.profile), PrefixTokens(projector, tokens), outer=model)
     elif projector is not None or tokens is not None or _has_stacks(model, plan.profile):
         install_prefix(model, PrefixTokens(projector, tokens))
     return added

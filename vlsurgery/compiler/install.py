@@ -57,15 +57,19 @@ def original_class(obj) -> type:
 
 
 def runtime_class(original: type, source: str, forward: Callable | None = None,
-                  globals_: dict | None = None) -> type:
+                  globals_: dict | None = None, *, over: bool = False) -> type:
     """The cached runtime subclass of ``original`` whose ``forward`` is ``forward``, or, when that
     is None, ``source`` compiled with ``globals_`` (generated code).
 
     ``source`` is the readable source of the forward (``_vls_source``) and, with ``original``, the
     cache key: one source stands for one behaviour.  Name, qualname, module and docstring are the
     original's, so the class reads as the original everywhere (reprs, ``--show-code`` headers).
+    ``over=True`` allows ``original`` to be a runtime class already: the new class is a layer on
+    top of it (a model root's ``save_pretrained`` class over its visual-keyword class);
+    :func:`original_class` still gives the class vlsurgery started from, and
+    :func:`swap_class` takes layers off one at a time (:func:`previous_class`).
     """
-    if is_rewritten(original):
+    if is_rewritten(original) and not over:
         raise CompileError(f"{original.__name__} is already a runtime class of vlsurgery")
     key = (original, source)
     cls = _CLASSES.get(key)
@@ -77,19 +81,27 @@ def runtime_class(original: type, source: str, forward: Callable | None = None,
             "__module__": original.__module__,
             "__qualname__": original.__qualname__,
             "__doc__": original.__doc__,
-            "_vls_original_class": original,
+            "_vls_original_class": original_class(original),
             "_vls_source": source,
         })
         _CLASSES[key] = cls
     return cls
 
 
+def previous_class(obj) -> type:
+    """The class one class change down: the original for a runtime class, the class below it for a
+    layer made with ``runtime_class(..., over=True)``."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return cls.__bases__[0] if is_rewritten(cls) else cls
+
+
 def swap_class(module: nn.Module, cls: type) -> nn.Module:
-    """Change ``module``'s class to ``cls``: a runtime subclass of its class, or back to its
-    original class.  Anything else is refused (a class change must never lose a rewrite)."""
+    """Change ``module``'s class to ``cls``: a runtime subclass of its class, or back to the class
+    one change down (:func:`previous_class`).  Anything else is refused (a class change must never
+    lose a rewrite)."""
     current = type(module)
-    into_runtime = getattr(cls, "_vls_original_class", None) is current
-    back_to_original = is_rewritten(current) and cls is original_class(current)
+    into_runtime = is_rewritten(cls) and previous_class(cls) is current
+    back_to_original = is_rewritten(current) and cls is previous_class(current)
     if not (into_runtime or back_to_original):
         raise CompileError(f"cannot change a {current.__qualname__} into a {cls.__qualname__}"
                            + ("; it is already rewritten" if is_rewritten(current) else ""))

@@ -13,6 +13,7 @@ module                             gives
 :mod:`vlsurgery.data.collate`      :class:`VLCollator`: examples -> ``input_ids``, ``labels``,
                                    ``vis_feats``, ``vis_boxes``, ``vis_image_ids`` (needs torch)
 :mod:`vlsurgery.data.metrics`      VQA accuracy, exact match, BLEU-4/CIDEr, ``compute_metrics``
+                                   for VQA and captioning
 =================================  =================================================================
 
 Every example is a :class:`VLExample`; every error is a :class:`DataError` naming the file and what
@@ -30,8 +31,8 @@ from vlsurgery.data.annotations import (CaptionDataset, CaptionImage, VQADataset
                                         read_vqa)
 from vlsurgery.data.example import DataError, DataFileError, VLExample, pair_regions
 from vlsurgery.data.features import RegionFeatures, write_region_features
-from vlsurgery.data.metrics import (accuracy_by_type, answer_scores, caption_scores, exact_match, normalize_answer,
-                                    soft_score, vqa_accuracy, vqa_compute_metrics)
+from vlsurgery.data.metrics import (accuracy_by_type, answer_scores, caption_compute_metrics, caption_scores,
+                                    exact_match, normalize_answer, soft_score, vqa_accuracy, vqa_compute_metrics)
 from vlsurgery.data.shapes import ShapesTask, make_shapes_task
 from vlsurgery.data.tokenizer import fit_config, shapes_tokenizer, word_tokenizer
 
@@ -41,6 +42,7 @@ __getattr__ = lazy_attributes(__name__, {"VLCollator": "collate"})  # imports to
 
 __all__ = ["CaptionDataset", "CaptionImage", "DataError", "DataFileError", "RegionFeatures", "ShapesTask",
            "VLCollator", "VLExample", "VQADataset", "VQAQuestion", "accuracy_by_type", "answer_scores",
-           "caption_scores", "exact_match", "fit_config", "make_shapes_task", "normalize_answer", "pair_regions",
+           "caption_compute_metrics", "caption_scores", "exact_match", "fit_config", "make_shapes_task",
+           "normalize_answer", "pair_regions",
            "read_captions", "read_vqa", "shapes_tokenizer", "soft_score", "vqa_accuracy", "vqa_compute_metrics",
            "word_tokenizer", "write_region_features"]

@@ -90,7 +90,11 @@ def _answers(raw, path, index) -> tuple[str, ...]:
 
 def read_vqa(path) -> list[VQAQuestion]:
     """The questions of a VQA JSON file (see the module docstring), in file order."""
-    data = load_json(path, VQA_LAYOUT)
+    return parse_vqa(load_json(path, VQA_LAYOUT), path)
+
+
+def parse_vqa(data, path) -> list[VQAQuestion]:
+    """The questions of the already parsed JSON ``data`` of the VQA file ``path`` (named in errors)."""
     if isinstance(data, dict) and "questions" in data:
         raise file_error(path, "is a VQA v2 questions file (a dict with 'questions')",
                          VQA_LAYOUT + "; join questions and annotations into such a list first")
@@ -119,7 +123,11 @@ def read_vqa(path) -> list[VQAQuestion]:
 def read_captions(path, split: str | None = None) -> list[CaptionImage]:
     """The images of a Karpathy-style caption JSON, optionally of one split ("train" includes
     "restval"; "validation" is "val")."""
-    data = load_json(path, CAPTION_LAYOUT)
+    return parse_captions(load_json(path, CAPTION_LAYOUT), path, split)
+
+
+def parse_captions(data, path, split: str | None = None) -> list[CaptionImage]:
+    """The images of the already parsed JSON ``data`` of the caption file ``path`` (named in errors)."""
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise file_error(path, "has no list under 'images'", CAPTION_LAYOUT)
     if split is not None and split not in KARPATHY_SPLITS:
@@ -166,7 +174,9 @@ class VQADataset:
     def __len__(self) -> int:
         return len(self.questions)
 
-    def __getitem__(self, index: int) -> VLExample:
+    def __getitem__(self, index: int | slice):
+        if isinstance(index, slice):  # a list of examples, as a list would give
+            return [self[i] for i in range(*index.indices(len(self)))]
         q = self.questions[index]
         feats, boxes = self.features[q.img_id]
         cut = slice(0, self.max_regions)
@@ -176,24 +186,32 @@ class VQADataset:
 
 class CaptionDataset:
     """Caption images joined to their features.  ``per_caption=True`` (training) gives one example
-    per reference caption; ``False`` (evaluation) one per image, with every reference attached."""
+    per reference caption; ``False`` (evaluation) one per image, with every reference attached.
+    With ``answer_first=True`` a per-image example also has its first reference as its answer: a
+    Trainer then has labels, so it reports an evaluation loss and calls ``compute_metrics`` (which
+    scores against all the references)."""
 
     def __init__(self, images: Sequence[CaptionImage], features, *, per_caption: bool = True,
-                 source="captions", max_regions: int | None = None):
+                 source="captions", max_regions: int | None = None, answer_first: bool = False):
         check_images((im.img_id for im in images), features, source)
         self.images, self.features, self.max_regions = list(images), features, max_regions
+        self.answer_first = answer_first
         self.index = [(i, c) for i, im in enumerate(self.images)
                       for c in (range(len(im.captions)) if per_caption else [None])]
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, index: int) -> VLExample:
+    def __getitem__(self, index: int | slice):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
         image_index, caption = self.index[index]
         image = self.images[image_index]
         feats, boxes = self.features[image.img_id]
         cut = slice(0, self.max_regions)
         answer = image.captions[caption] if caption is not None else None
+        if caption is None and self.answer_first and image.captions:
+            answer = image.captions[0]
         return VLExample("", answer, feats[cut], boxes[cut], references=image.captions, question_type="caption",
                          question_id=f"{image.img_id}#{caption}" if caption is not None else image.img_id,
                          img_id=image.img_id)

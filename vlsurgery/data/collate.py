@@ -86,6 +86,18 @@ class VLCollator:
         return self.tokenizer(texts, padding=True, return_tensors="pt", **kw)
 
     def __call__(self, items: Sequence) -> dict[str, torch.Tensor]:
+        examples = self.examples(items)
+        text = self._tokenize([self.text(ex.question) for ex in examples])
+        batch = {"input_ids": text["input_ids"], "attention_mask": text["attention_mask"]}
+        if self.answered(examples):
+            target = self._tokenize([ex.answer for ex in examples])
+            batch["labels"] = target["input_ids"].masked_fill(target["attention_mask"] == 0, self.label_pad)
+        batch.update(self.regions(examples))
+        return batch
+
+    @staticmethod
+    def examples(items: Sequence) -> list[VLExample]:
+        """The items of one batch as examples, checked: at least one, all of one feature size."""
         if len(items) == 0:
             raise DataError("cannot collate an empty batch: expected at least one example")
         examples = [as_example(item, i) for i, item in enumerate(items)]
@@ -93,18 +105,18 @@ class VLCollator:
         if len(dims) > 1:
             raise DataError(f"examples of one batch have different feat_dim ({', '.join(map(str, sorted(dims)))}): "
                             "expected one feature size (the projector's feat_dim)")
-        text = self._tokenize([self.text(ex.question) for ex in examples])
-        batch = {"input_ids": text["input_ids"], "attention_mask": text["attention_mask"]}
+        return examples
+
+    @staticmethod
+    def answered(examples: list[VLExample]) -> bool:
+        """True for a training batch (every example has its answer), False for a generation batch
+        (none has); a mix is a :class:`DataError`."""
         with_answer = [ex.answer is not None for ex in examples]
         if any(with_answer) and not all(with_answer):
             missing = [str(ex.question_id) for ex in examples if ex.answer is None]
             raise DataError(f"examples {', '.join(missing[:5])} have no answer while others do: expected all "
                             "examples of a batch to have answers (training) or none (generation)")
-        if all(with_answer):
-            target = self._tokenize([ex.answer for ex in examples])
-            batch["labels"] = target["input_ids"].masked_fill(target["attention_mask"] == 0, self.label_pad)
-        batch.update(self.regions(examples))
-        return batch
+        return all(with_answer)
 
     def regions(self, examples: list[VLExample]) -> dict[str, torch.Tensor]:
         """vis_feats, vis_boxes, vis_image_ids of the examples, padded to the longest with zeros."""

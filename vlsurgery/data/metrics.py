@@ -21,6 +21,7 @@ official scripts.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from typing import Callable, Iterable, Sequence
 
@@ -105,18 +106,29 @@ def _caption_tokens(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s']", " ", str(text).lower()).split())
 
 
+INSTALL_SCORERS = "pip install pycocoevalcap (or vlsurgery[captions])"
+
+
+def caption_scorers():
+    """pycocoevalcap's ``(Bleu, Cider)`` scorer classes, or None when it is not installed."""
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        return None
+    return Bleu, Cider
+
+
 def caption_scores(predictions: dict, references: dict[object, Iterable[str]]) -> dict[str, float]:
     """BLEU-4 and CIDEr of ``{id: caption}`` against ``{id: [reference captions]}`` (pycocoevalcap).
 
     CIDEr's document frequencies come from the references given, as in the COCO evaluation: score
     a whole split at once, not example by example.
     """
-    try:
-        from pycocoevalcap.bleu.bleu import Bleu
-        from pycocoevalcap.cider.cider import Cider
-    except ImportError as exc:
-        raise DataError("caption metrics (BLEU-4, CIDEr) need pycocoevalcap: pip install pycocoevalcap "
-                        "(or vlsurgery[captions])") from exc
+    scorers = caption_scorers()
+    if scorers is None:
+        raise DataError(f"caption metrics (BLEU-4, CIDEr) need pycocoevalcap: {INSTALL_SCORERS}")
+    Bleu, Cider = scorers
     missing = sorted(map(str, set(references) - set(predictions)))
     if missing or not references:
         raise DataError(f"no prediction for image(s) {', '.join(missing[:5])}: expected one caption per "
@@ -157,6 +169,36 @@ def vqa_compute_metrics(tokenizer, examples: Sequence | None = None) -> Callable
             scores = [vqa_accuracy(p, ex.answers) if ex.answers else soft_score(p, ex.label)
                       for p, ex in zip(preds, examples)]
             out["vqa_accuracy"] = float(np.mean(scores))
+        return out
+
+    return compute_metrics
+
+
+def caption_compute_metrics(tokenizer, examples: Sequence) -> Callable[[object], dict[str, float]]:
+    """``compute_metrics`` for captioning with a Seq2SeqTrainer (``predict_with_generate=True``).
+
+    ``examples`` is the evaluation dataset in order, one example per image with all its reference
+    captions (``references``).  Returns ``exact_match`` (the generated caption equals one of the
+    references, after :func:`normalize_answer`) and, when pycocoevalcap is installed, ``bleu4`` and
+    ``cider`` of the whole split against all references per image (:func:`caption_scores`).
+    Without pycocoevalcap it warns once and returns ``exact_match`` alone.
+    """
+    warned = []
+
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        preds = decode(tokenizer, eval_pred[0])
+        if len(examples) != len(preds):
+            raise DataError(f"compute_metrics: {len(preds)} captions but {len(examples)} images: expected the "
+                            "evaluation dataset the Trainer evaluated, one example per image, in its order")
+        refs = [tuple(ex.references) or (ex.answer,) for ex in examples]
+        out = {"exact_match": float(np.mean([max(exact_match(p, r) for r in rs) for p, rs in zip(preds, refs)]))}
+        if caption_scorers() is None:
+            if not warned:  # once per run, not once per evaluation
+                warnings.warn(f"BLEU-4 and CIDEr not computed, exact match only: {INSTALL_SCORERS}", stacklevel=2)
+                warned.append(True)
+            return out
+        scores = caption_scores(dict(enumerate(preds)), dict(enumerate(refs)))
+        out.update(bleu4=scores["BLEU-4"], cider=scores["CIDEr"])
         return out
 
     return compute_metrics

@@ -7,9 +7,11 @@ does not need one: :func:`word_tokenizer` builds a word-level vocabulary from te
 of the family it will feed, at that family's usual ids:
 
 * ``style="bart"``: ``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3; texts become ``<s> ... </s>``;
-* ``style="t5"``: ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2; texts become ``... </s>``.
+* ``style="t5"``: ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2; texts become ``... </s>``;
+* ``style="causal"`` (decoder-only models): ``<pad>`` 0, ``<s>`` 1, ``</s>`` 2, ``<unk>`` 3; texts
+  become ``<s> ...`` (the end of sequence goes after the answer, not after the question).
 
-So the ids of the presets ``tiny-bart`` and ``tiny-t5`` already match and only ``vocab_size``
+So the ids of the presets ``tiny-bart``, ``tiny-t5`` and ``tiny-llama`` already match and only ``vocab_size``
 changes (:func:`fit_config` sets all of them).  The last ``visual_tokens`` ids are
 ``<vis_extra_id_j>`` placeholders, as in VL-T5: the visual projector's object-order embedding
 reads row V - 1 - j for region j (docs/paper.md §5), and these rows are never a word.
@@ -34,6 +36,9 @@ STYLES = {
     # name: (special tokens in id order, bos, eos, pad, unk, single-text template)
     "bart": (("<s>", "<pad>", "</s>", "<unk>"), "<s>", "</s>", "<pad>", "<unk>", "<s> $A </s>"),
     "t5": (("<pad>", "</s>", "<unk>"), None, "</s>", "<pad>", "<unk>", "$A </s>"),
+    # decoder-only models (LLaMA, GPT-2): the text opens with <s>; </s> ends the *answer*, which
+    # the causal collator appends (vlsurgery.training.causal), so no text ends with it here
+    "causal": (("<pad>", "<s>", "</s>", "<unk>"), "<s>", "</s>", "<pad>", "<unk>", "<s> $A"),
 }
 
 
@@ -90,7 +95,7 @@ def word_tokenizer(texts: Iterable[str], *, style: str = "bart", visual_tokens: 
 
 
 def fit_config(config, tokenizer):
-    """A copy of a BART or T5 config whose vocabulary size and special ids are ``tokenizer``'s.
+    """A copy of a BART, T5 or decoder-only config whose vocabulary size and special ids are ``tokenizer``'s.
 
     BART-style models start decoding with ``</s>`` (and their labels begin with ``<s>``, so the
     decoder learns to write it first); T5 starts with ``<pad>``.  Embeddings built from the
@@ -102,6 +107,8 @@ def fit_config(config, tokenizer):
     config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     if getattr(config, "model_type", "") == "t5":
         config.decoder_start_token_id, config.bos_token_id = tokenizer.pad_token_id, None
+    elif not getattr(config, "is_encoder_decoder", True):  # decoder-only: no decoder start token
+        config.bos_token_id = tokenizer.bos_token_id
     else:
         if tokenizer.bos_token_id is None:
             raise DataError(f"a {config.model_type} model needs a bos token: build the tokenizer with "

@@ -160,7 +160,19 @@ def _layer(c, stack, i, x, y, sites, trained, scale, changes) -> None:
         sx += w + 2 * GAP
 
 
-def legend(c: _Canvas, x: int, y: int, scale: tuple[int, int], diff: bool) -> None:
+def text_width(text: str, font_size: float) -> int:
+    """An upper estimate of the width of ``text`` in DejaVu Sans / Arial: no font metrics are at
+    hand (the SVG is rendered wherever it is opened), and their widest common glyphs stay under
+    0.62 em, so items laid out by it never overlap."""
+    return math.ceil(len(text) * font_size * 0.62)
+
+
+LEGEND_ROW = 18
+
+
+def legend(c: _Canvas, x: int, y: int, scale: tuple[int, int], diff: bool, right: int) -> int:
+    """The colour scale, then the outline items flowed left to right after it, wrapping before
+    ``right``; returns the y below the legend."""
     c.text(x, y, "trainable parameters per site", font_size=11, font_weight="bold")
     for k in range(40):
         low, high = math.log(max(scale[0], 1)), math.log(max(scale[1], 1))
@@ -172,10 +184,17 @@ def legend(c: _Canvas, x: int, y: int, scale: tuple[int, int], diff: bool) -> No
     if diff:
         items += [(CHANGE_COLOURS[ADDED], "site added"), (CHANGE_COLOURS[REMOVED], "site removed"),
                   (CHANGE_COLOURS[CHANGED], "site changed")]
-    for k, (fill, words) in enumerate(items):
-        c.add("rect", x=x + 230 + (k % 3) * 160, y=y - 8 + (k // 3) * 18, width=12, height=12, fill="#ffffff",
-              stroke=fill, stroke_width=2.5)
-        c.text(x + 248 + (k % 3) * 160, y + 2 + (k // 3) * 18, words, font_size=10)
+    left = x + 230
+    cx, cy = left, y
+    for fill, words in items:
+        width = 18 + text_width(words, 10)
+        if cx > left and cx + width > right:  # the next row, never over the previous item
+            cx, cy = left, cy + LEGEND_ROW
+        c.add("rect", x=cx, y=cy - 8, width=12, height=12, fill="#ffffff", stroke=fill, stroke_width=2.5,
+              class_="legend-item")
+        c.text(cx + 18, cy + 2, words, font_size=10, class_="legend-item")
+        cx += width + 16
+    return max(y + 34, cy + LEGEND_ROW)
 
 
 def svg(designs: list, diff=None) -> str:
@@ -199,8 +218,8 @@ def svg(designs: list, diff=None) -> str:
         draw_panel(c, plan, count, x, 0, scale, title, change)
         x += w
         height = max(height, h)
-    legend(c, PAD, height + 10, scale, diff is not None)
-    width, height = max(x, 700), height + 60
+    width = max(x, 700)
+    height = legend(c, PAD, height + 10, scale, diff is not None, right=width - PAD) + PAD
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif">')
     return "\n".join([head, f'<rect width="{width}" height="{height}" fill="#ffffff"/>', *c.parts, "</svg>"]) + "\n"

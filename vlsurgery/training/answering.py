@@ -24,8 +24,15 @@ def answers(model, tokenizer, examples: Sequence, *, prompt: str = "vqa:", max_n
     """Greedy answers of ``model`` to ``examples`` (VLExamples or mappings), decoded with ``tokenizer``.
 
     The inputs are built by the same :class:`VLCollator` as in training, moved to the model's device.
-    The model is put in eval mode for the call and back in the mode it was in afterwards.
+    The model is put in eval mode for the call and back in the mode it was in afterwards.  A
+    decoder-only model answers after its question (:func:`vlsurgery.training.causal.causal_answers`).
     """
+    from vlsurgery.profiles.backbone import profile_of
+    from vlsurgery.training.causal import causal_answers, is_decoder_only
+
+    if is_decoder_only(profile_of(model.config)):
+        return causal_answers(model, tokenizer, examples, prompt=prompt, max_new_tokens=max_new_tokens,
+                              batch_size=batch_size)
     collate = VLCollator(tokenizer, prompt=prompt)
     device = next(model.parameters()).device
     was_training, out = model.training, []

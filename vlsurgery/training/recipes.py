@@ -26,6 +26,8 @@ RECIPE_SUFFIXES = (".yaml", ".yml")
 #: Our keys, beyond Seq2SeqTrainingArguments: name -> (type(s), default, meaning).
 OWN_KEYS: dict[str, tuple[tuple[type, ...], object, str]] = {
     "prompt": ((str,), None, "task prompt put before every question (default: the data's own, e.g. 'vqa:')"),
+    "caption_prompt": ((str,), None, "task prompt of caption data (default: the data's own, 'caption:')"),
+    "caption_length": ((int,), 20, "most tokens a caption may be generated with"),
     "beams": ((int,), 1, "beams of beam search when evaluating (the reference: 5)"),
     "max_answer_length": ((int,), 8, "most tokens an answer may be generated with"),
     "train_size": ((int,), None, "shapes task: training examples (default 4000)"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlsurgery.errors import UsageError
-from vlsurgery.training.data import SHAPES, RunData, shapes_data, vqa_data
+from vlsurgery.training.data import SHAPES, RunData, directory_data, shapes_data
 from vlsurgery.training.recipes import load_recipe, merge, split
 
 #: Settings of ours that differ from Seq2SeqTrainingArguments' defaults when no recipe says otherwise.
@@ -43,9 +43,7 @@ class TrainRun:
         return self.metrics.get("eval_vqa_accuracy")
 
     def summary(self) -> str:
-        acc = self.accuracy
-        head = (f"validation accuracy {acc:.1%} vs chance {self.chance:.1%} (majority answer per question type)"
-                if acc is not None else "no validation")
+        head = self.data.headline(self.metrics, self.chance)  # VQA accuracy, or caption BLEU-4/CIDEr
         return f"{head}\ntrained for {self.result.global_step} steps; PET checkpoint: {self.checkpoint}"
 
 
@@ -64,23 +62,27 @@ def _model_and_tokenizer(the_plan, backbone, data: RunData, seed: int, dropout):
     """A backbone model and a tokenizer that fits the data; a preset gets a random model whose vocab
     is the task's tokenizer (``fit_config``)."""
     import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from vlsurgery.data import fit_config
-    from vlsurgery.profiles.backbone import load_model
+    from vlsurgery.profiles.backbone import auto_class, load_model
+    from vlsurgery.training.causal import is_decoder_only
 
     b = the_plan.backbone
     style = "t5" if getattr(b.config, "model_type", "") == "t5" else "bart"
+    if is_decoder_only(the_plan.profile):  # <s> question answer </s> in one sequence (training/causal.py)
+        style = "causal"
     if b.model is None and b.preset is not None and b.directory is None:
         tokenizer = data.tokenizer(style)
         config = fit_config(b.config, tokenizer)
         if dropout is not None:
-            for key in ("dropout", "dropout_rate", "attention_dropout", "activation_dropout"):
+            for key in ("dropout", "dropout_rate", "attention_dropout", "activation_dropout",
+                        "resid_pdrop", "embd_pdrop", "attn_pdrop"):  # the last three: GPT-2's names
                 if hasattr(config, key):
                     setattr(config, key, float(dropout))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = AutoModelForSeq2SeqLM.from_config(config)
+            model = auto_class(the_plan.profile).from_config(config)  # the profile's class: seq2seq or causal
         model.vls_random_base = True  # its base weights exist only here: the final save keeps them
         return model, tokenizer
     model, _ = load_model(backbone if backbone is not None else b.name, seed=seed)
@@ -124,9 +126,9 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
 
     from vlsurgery.checkpoint.hf import enable_save_pretrained
     from vlsurgery.compiler.compile import compile
-    from vlsurgery.data import vqa_compute_metrics
     from vlsurgery.data.collate import VLCollator
     from vlsurgery.planning import plan
+    from vlsurgery.training.causal import CausalCollator, CausalPETTrainer, is_decoder_only
     from vlsurgery.training.trainer import PETTrainer
 
     settings = merge({**DEFAULTS, **load_recipe(recipe)}, overrides)
@@ -142,11 +144,11 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
     elif isinstance(data, RunData):
         run_data = data
     else:
-        run_data = vqa_data(data)
+        run_data = directory_data(data)  # VQA or captions, by what train.json holds
     seed = int(args_kw.get("seed", 0))
     model, tokenizer = _model_and_tokenizer(the_plan, backbone, run_data, seed, ours["backbone_dropout"])
     enable_save_pretrained(compile(source, model, seed=seed))  # save_pretrained also writes the PET checkpoint
-    max_len = ours["max_answer_length"] + (1 if model.generation_config.forced_bos_token_id is not None else 0)
+    max_len = run_data.answer_length_for(ours) + (1 if model.generation_config.forced_bos_token_id is not None else 0)
     args_kw.update(output_dir=str(output_dir), predict_with_generate=True, generation_num_beams=ours["beams"],
                    generation_max_length=max_len + 1, remove_unused_columns=False)
     if "use_cpu" not in args_kw and _distributed_without_cuda():
@@ -157,11 +159,16 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
         args = Seq2SeqTrainingArguments(**args_kw)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"the recipe's training arguments do not fit together: {exc}") from None
-    prompt = run_data.prompt if ours["prompt"] is None else ours["prompt"]
-    trainer = PETTrainer(model=model, args=args, train_dataset=run_data.train, eval_dataset=run_data.eval,
-                         data_collator=VLCollator(tokenizer, prompt=prompt), processing_class=tokenizer,
-                         compute_metrics=_whole_dataset(vqa_compute_metrics(tokenizer, run_data.eval),
-                                                        len(run_data.eval), args.world_size))
+    prompt = run_data.prompt_for(ours)
+    trainer_class, collator_class = PETTrainer, VLCollator
+    if is_decoder_only(the_plan.profile):  # causal-LM collation, answers decoded after the question
+        trainer_class, collator_class = CausalPETTrainer, CausalCollator
+        if tokenizer.pad_token_id is None:  # GPT-2's tokenizer: padding is masked out, any id will do
+            tokenizer.pad_token = tokenizer.eos_token
+    trainer = trainer_class(model=model, args=args, train_dataset=run_data.train, eval_dataset=run_data.eval,
+                            data_collator=collator_class(tokenizer, prompt=prompt), processing_class=tokenizer,
+                            compute_metrics=_whole_dataset(run_data.compute_metrics(tokenizer),
+                                                           len(run_data.eval), args.world_size))
     return trainer, run_data
 
 
@@ -170,8 +177,8 @@ def train(spec, data=None, backbone=None, output_dir="vlsurgery-run", recipe=Non
     """Compile ``spec`` onto ``backbone`` and train it on ``data`` with the Hugging Face Trainer.
 
     ``spec``: a file, a library name (``lib:examples/demo-t5.vls``) or a Spec.  ``data``: ``None`` or
-    ``"shapes"`` (the procedural shapes task, with the projector's ``feat_dim``) or a VQA directory
-    (docs/training.md).  ``backbone``: default the spec's; a tiny preset becomes a random model whose
+    ``"shapes"`` (the procedural shapes task, with the projector's ``feat_dim``) or a VQA or caption
+    directory (docs/training.md).  ``backbone``: default the spec's; a tiny preset becomes a random model whose
     vocabulary is the task tokenizer's.  ``recipe``: a shipped recipe name (``demo``,
     ``paper/vl-t5``), a YAML path or a dict; ``overrides`` (any recipe key) win over it.
     ``resume_from_checkpoint``: a ``checkpoint-N`` folder, or True for the newest in ``output_dir``.
