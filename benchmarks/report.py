@@ -179,23 +179,24 @@ def _compiler(compile_: dict, count: list, targets: list) -> list[str]:
 def _generate(results: list, targets: list) -> list[str]:
     out = ["## 4. generate(): compiled (identity sites) vs original and hand-fused", "",
            "tokens/s ratio = reference time / compiled time per round (above 1: the compiled model is faster).  "
-           "Ceiling: original / compiled matrix-multiply FLOPs, exact (profiler), the best tokens/s ratio "
-           "against the original that the sites' arithmetic allows.", "",
-           "| backbone | mode | same tokens | compiled/original | ceiling | compiled/fused | tokens/s (compiled / fused "
+           "FLOP ratio: original / compiled matrix-product FLOPs, exact (profiler): how much arithmetic the "
+           "identity sites add.  It is not a bound on tokens/s (generate() also pays per-token overhead the "
+           "sites do not add to), so the measured ratio can lie above it.", "",
+           "| backbone | mode | same tokens | compiled/original | FLOP ratio | compiled/fused | tokens/s (compiled / fused "
            "/ original) |", "|---|---|---|---|---|---|---|"]
     for r in results:
         for mode in ("greedy", "beam"):
             g = r[mode]
             label = mode if mode == "greedy" else f"beam {r['beams']}"
             flops = g.get("matmul_flops", {})
-            ceiling = f"{flops['original'] / flops['compiled']:.3f}" if flops.get("compiled") else "n/a"
+            flop_ratio = f"{flops['original'] / flops['compiled']:.3f}" if flops.get("compiled") else "n/a"
             fused = g.get("speed_ratio_fused")
             speeds = g["tokens_per_s"]
             out.append(f"| {r['backbone']} | {label}, batch {r['batch']}, {r['prompt']} -> +{r['new_tokens']} | "
-                       f"{g['same_tokens']} | {_r(g['speed_ratio'])} | {ceiling} | {_r(fused) if fused else 'n/a'} | "
+                       f"{g['same_tokens']} | {_r(g['speed_ratio'])} | {flop_ratio} | {_r(fused) if fused else 'n/a'} | "
                        + " / ".join(str(speeds.get(name, "-")) for name in ("compiled", "fused", "original")) + " |")
-            targets.append((f"{r['backbone']} {mode}: tokens/s compiled/original >= {GEN_TARGET} (ceiling set by "
-                            f"the identity sites' arithmetic: {ceiling})",
+            targets.append((f"{r['backbone']} {mode}: tokens/s compiled/original >= {GEN_TARGET} (FLOP ratio with "
+                            f"the identity sites' arithmetic: {flop_ratio})",
                             g["speed_ratio"]["median"] >= GEN_TARGET and g["same_tokens"],
                             _within(g["speed_ratio"], GEN_TARGET, at_most=False)))
             if fused:

@@ -14,6 +14,7 @@ old="${1:?usage: design_diff_ci.sh OLD_SPEC NEW_SPEC [MAX_EXTRA_TRAINABLE]}"
 new="${2:?usage: design_diff_ci.sh OLD_SPEC NEW_SPEC [MAX_EXTRA_TRAINABLE]}"
 budget="${3:-}"
 vls="${VLSURGERY:-vlsurgery}"   # the command; a test sets it to "python -m vlsurgery.cli.main"
+python="${PYTHON:-python3}"     # reads the JSON form (many runners have no `python`)
 
 # diff exits 0 when the designs are the same, 1 when they differ, 2 on trouble (a broken spec):
 # only 2 is a failure here.
@@ -32,7 +33,14 @@ fi
 if [ -n "$budget" ]; then
     # the JSON form has the numbers (schema: docs/diff.md)
     read_delta='import json, sys; print(json.load(sys.stdin)["trainable_delta"])'
-    delta="$($vls diff --json "$old" "$new" | python -c "$read_delta")" || true
+    # diff --json exits 1 because the designs differ; only what it printed matters here, and a
+    # missing or broken number must fail the check, never pass it
+    delta="$( { $vls diff --json "$old" "$new" || true; } | "$python" -c "$read_delta")" || delta=""
+    if ! [[ "$delta" =~ ^-?[0-9]+$ ]]; then
+        echo "could not read the change in trainable parameters from \`vlsurgery diff --json\`" \
+             "(got '$delta')" >&2
+        exit 2
+    fi
     if [ "$delta" -gt "$budget" ]; then
         echo "the change adds $delta trainable parameters: more than the budget of $budget" >&2
         exit 1

@@ -40,12 +40,14 @@ with tempfile.TemporaryDirectory() as out:
     run = train(LORA, output_dir=out, recipe="demo", max_steps=args.steps, save_strategy="no", evaluate=False,
                 disable_tqdm=True, train_size=500, eval_size=50)
     model = run.model.eval()
+    device = next(model.parameters()).device  # the Trainer's device: CUDA when there is one
     batch = VLCollator(run.trainer.processing_class, prompt=run.data.prompt)(run.data.eval[:16])
+    batch = {k: v.to(device) for k, v in batch.items()}
     with torch.no_grad():
         trained = model(**batch).logits
 
-    # 2. restore into a fresh model
-    restored = vlsurgery.restore(out).eval()
+    # 2. restore into a fresh model (restore() builds it on the CPU: move it beside the trained one)
+    restored = vlsurgery.restore(out).to(device).eval()
     with torch.no_grad():
         same = torch.equal(restored(**batch).logits, trained)
     print("restored == trained, bit for bit:", same)

@@ -37,7 +37,8 @@ print(run.summary())
 
 # What was written is the PET checkpoint (plus, for a random preset base, that base): restore it
 # into a fresh model and check that it computes what the trained model computes.
-restored = vlsurgery.restore(args.output)
+# restore() builds on the CPU, the Trainer left the trained model on its device (CUDA when there is one)
+restored = vlsurgery.restore(args.output).to(next(run.model.parameters()).device)
 trained = dict(run.model.named_parameters())
 same = all(torch.equal(p, trained[n]) for n, p in restored.named_parameters() if p.requires_grad)
 print(f"restored from {args.output}: trained tensors identical: {same}")

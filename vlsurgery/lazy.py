@@ -1,4 +1,4 @@
-"""Package attributes that load their module on first use.
+"""Package attributes that load their module on first use, and packages that can be called.
 
 Several packages export names whose modules import torch (``vlsurgery.methods.VLPET``,
 ``vlsurgery.checkpoint.restore``...).  Importing the package must stay cheap, because planning and
@@ -14,6 +14,7 @@ counting never need torch, so such names are looked up only when first read::
 from __future__ import annotations
 
 import sys
+import types
 from importlib import import_module
 
 
@@ -31,3 +32,11 @@ def lazy_attributes(package: str, table: dict[str, str], *, prefix: str | None =
         return value
 
     return __getattr__
+
+
+def callable_package(package: str, function) -> None:
+    """Make the package ``package`` callable as ``function`` (``vlsurgery.diff(a, b)`` is
+    ``vlsurgery.diff.diff(a, b)``).  Python calls an object through its type, so the module's
+    class becomes a ModuleType whose ``__call__`` is ``function``."""
+    call = staticmethod(function)  # the module itself is not an argument
+    sys.modules[package].__class__ = type("CallablePackage", (types.ModuleType,), {"__call__": call})

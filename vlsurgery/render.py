@@ -22,6 +22,11 @@ import re
 _LAYER = re.compile(r"^([^.\[]+)\[(\d+)\](.*)$")
 
 
+def describe_columns(columns) -> str:
+    """``[0:32]`` for a site on a column slice of a fused projection, ``""`` for the whole output."""
+    return "" if columns is None else f"[{columns[0]}:{columns[1]}]"
+
+
 def layers_text(layers) -> str:
     """``[0, 1, 2, 5]`` -> ``0:3, 5`` (runs of two or more as Python slices)."""
     layers = sorted(set(layers))

@@ -126,7 +126,7 @@ def test_deepcopy_keeps_sites_wired_to_the_copy():
     a = modified_twin(bart())
     b = copy.deepcopy(a)
     layer = b.model.decoder.layers[1]
-    assert layer.encoder_attn.v_proj._vls_sites[0] is layer.pet.cross_attn_v
+    assert layer.encoder_attn.v_proj._vls_sites[0] == (layer.pet.cross_attn_v, None)
     assert layer.pet.cross_attn_v is not a.model.decoder.layers[1].pet.cross_attn_v
     ids, mask, labels = batch(a)
     with torch.no_grad():
@@ -264,7 +264,7 @@ def test_projection_only_then_sublayer_sites_on_one_layer():
     rewrite_layer(layer, 3, projections=[("layer.1.EncDecAttention.v", "cross_attn_v", Adapter(zero=False))])
     rewrite_layer(layer, 3, [("ffn", "layer.2.layer_norm:in", "layer.2.DenseReluDense:out", Adapter())])
     assert sorted(layer.pet) == ["cross_attn_v", "ffn"]
-    assert layer.layer[1].EncDecAttention.v._vls_sites == (layer.pet.cross_attn_v,)
+    assert layer.layer[1].EncDecAttention.v._vls_sites == ((layer.pet.cross_attn_v, None),)
     out = layer(torch.randn(2, 3, 32), None, None, torch.randn(2, 4, 32))
     assert out[0].shape == (2, 3, 32)
 

@@ -137,6 +137,8 @@ def test_karpathy_captions_by_split_and_caption_dataset(tmp_path, features):
 @pytest.mark.parametrize("data, message", [
     ({"annotations": []}, "has no list under 'images'"),
     ({"images": [{"sentences": []}]}, "image 0 lacks img_id/filename"),
+    ({"images": [{"file_name": "COCO_1.jpg", "id": 1}], "annotations": [{"image_id": 1, "caption": "A cat."}]},
+     r"(?s)COCO's official captions layout.*convert the file to it"),
     ({"images": [{"img_id": "a", "sentences": [{"tokens": ["a"]}]}]}, "a sentence has no text"),
 ])
 def test_malformed_caption_json_is_explained(tmp_path, data, message):

@@ -139,7 +139,7 @@ def test_renders_to_png_when_a_renderer_is_available(tmp_path):
 def test_legend_items_never_overlap_and_stay_inside(specs):
     """Each legend item (swatch + words, their width estimated from the character count) ends before
     the next one on its row starts; rows wrap before the picture's right edge."""
-    from vlsurgery.draw.svg import text_width
+    from vlsurgery.draw.layout import text_width
 
     root = ET.fromstring(draw(specs[0], other=specs[1]))
     width, height = float(root.get("width")), float(root.get("height"))
@@ -154,7 +154,7 @@ def test_legend_items_never_overlap_and_stay_inside(specs):
 
 
 def test_a_narrow_legend_wraps_its_items_onto_rows():
-    from vlsurgery.draw.svg import _Canvas, legend, text_width
+    from vlsurgery.draw.layout import _Canvas, legend, text_width
 
     canvas = _Canvas()
     bottom = legend(canvas, 16, 100, (10, 1000), True, right=600)
@@ -163,3 +163,25 @@ def test_a_narrow_legend_wraps_its_items_onto_rows():
     rows = sorted({float(e.get("y")) for e in words})
     assert len(rows) >= 3 and bottom >= rows[-1] + 10  # the picture grows to hold every row
     assert all(float(e.get("x")) + text_width(e.text, 10) <= 600 for e in words)
+
+
+def test_roles_naming_one_linear_share_one_chip():
+    # LLaMA's ffn: `in`, `gate` name one linear (gate_proj), `out`, `down` another: their sites take
+    # the first role's path, so aliases get no chip of their own (it would stay empty forever)
+    spec = "backbone tiny-llama\ndecoder.*.*: lora r=4"
+    root = ET.fromstring(draw(spec))
+    empty = [e for e in root.iter(f"{SVG}rect") if e.get("class") == "projection"]
+    assert empty == []
+    labels = {e.text for e in root.iter(f"{SVG}text")}
+    assert {"gate", "up", "down"} <= labels and not {"in", "out"} & labels
+    assert set(_sites(draw(spec))) == {s.path for s in plan(spec).sites}
+
+
+def test_the_layout_module_is_not_shadowed_by_the_svg_function():
+    import importlib
+
+    import vlsurgery.draw
+
+    layout = importlib.import_module("vlsurgery.draw.layout")
+    assert vlsurgery.draw.svg is layout.svg and callable(vlsurgery.draw.svg)
+    assert vlsurgery.draw("backbone tiny-bart\nencoder.ffn: adapter").startswith("<svg")

@@ -88,6 +88,37 @@ def test_design_diff_in_ci(tmp_path):
     broken.write_text("backbone t5-base\nencoder[99].ffn: adapter\n")
     status, _, err = run("bash", str(EXAMPLES / "design_diff_ci.sh"), small, str(broken), env=env)
     assert status == 2 and "could not compare" in err
+    # the budget check never passes on a number it could not read (here: no working Python)
+    status, _, err = run("bash", str(EXAMPLES / "design_diff_ci.sh"), small, large, "10000000",
+                         env={**env, "PYTHON": "false"})
+    assert status == 2 and "could not read the change in trainable parameters" in err
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("git") is None, reason="needs bash and git")
+def test_ci_workflow_diffs_a_spec_whose_extends_is_relative(tmp_path):
+    """The workflow's script, run in a scratch repository: a changed spec that `extends` a sibling file is
+    compared with its version on the base branch, the sibling resolved there too."""
+    import yaml
+
+    flow = yaml.safe_load((EXAMPLES / "ci" / "design-diff.yml").read_text())
+    script = next(s["run"] for s in flow["jobs"]["diff"]["steps"] if "design_diff_ci.sh" in s.get("run", ""))
+    repo = tmp_path / "repo"
+    (repo / "examples").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "design_diff_ci.sh", repo / "examples")
+    shutil.copytree(ROOT / "specs" / "llama", repo / "specs" / "llama")
+    git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for argv in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "base"],
+                 ["update-ref", "refs/remotes/origin/main", "HEAD"], ["checkout", "-qb", "change"]):
+        assert run("git", *argv, cwd=repo, env=git)[0] == 0
+    large = repo / "specs" / "llama" / "vl-pet-large.vls"
+    large.write_text(large.read_text() + "decoder.self_attn.q: lora r=4\n")
+    assert run("git", "commit", "-qam", "change", cwd=repo, env=git)[0] == 0
+    env = {**git, "VLSURGERY": f"{sys.executable} -m vlsurgery.cli.main"}
+    status, out, err = run("bash", "-e", "-c", script.replace("${{ github.base_ref }}", "main"), cwd=repo, env=env)
+    assert status == 0, err
+    assert "lora" in out and "the change adds" in out
+    assert run("git", "worktree", "list", "--porcelain", cwd=repo, env=git)[1].count("worktree ") == 1  # cleaned up
 
 
 def test_ci_workflow_is_valid_yaml():

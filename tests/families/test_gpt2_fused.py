@@ -160,8 +160,8 @@ def test_partial_merge_folds_slices_beside_a_site_that_cannot_fold():
         merge(model, partial=True)
     torch.testing.assert_close(logits(model, ids, mask), before, rtol=1e-5, atol=1e-5)
     c_attn = model.transformer.h[0].attn.c_attn
-    assert [type(m.delta).__name__ if hasattr(m, "delta") else type(m).__name__ for m in c_attn._vls_sites] == \
-        ["Bottleneck", "IA3"] and c_attn._vls_columns == ((D, 2 * D), None)
+    assert [(type(m.delta).__name__ if hasattr(m, "delta") else type(m).__name__, cols)
+            for m, cols in c_attn._vls_sites] == [("Bottleneck", (D, 2 * D)), ("IA3", None)]
     assert set(model.transformer.h[0].pet) == {"self_attn_k", "self_attn_qkv"}
 
 
@@ -212,3 +212,33 @@ def test_sublayer_sites_read_the_unnormalised_residual_and_replace_the_output_be
         m = plain.mlp(plain.ln_2(mid))
         expected = mid + block.pet["ffn"](mid, m)
         torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-6)
+
+
+def _one_cat_per_site(sites, x, h):
+    """The per-site formula: each column site writes its slice back with its own torch.cat."""
+    for site, columns in sites:
+        if columns is None:
+            h = site(x, h)
+        else:
+            start, stop = columns
+            h = torch.cat((h[..., :start], site(x, h[..., start:stop]), h[..., stop:]), dim=-1)
+    return h
+
+
+@pytest.mark.parametrize("spec", [QV, QV + "decoder.self_attn.qkv: ia3\ndecoder.self_attn.k: ia3\n"])
+def test_column_sites_give_the_per_site_formula_bit_for_bit(spec):
+    c_attn = perturb_(vlsurgery.compile(spec, fresh_model(GPT2), seed=0)).eval().transformer.h[0].attn.c_attn
+    x = torch.randn(2, 5, D)
+    with torch.no_grad():
+        expected = _one_cat_per_site(c_attn._vls_sites, x, x @ c_attn.weight + c_attn.bias)
+        assert torch.equal(c_attn(x), expected)
+
+
+def test_two_column_sites_on_c_attn_cost_one_concatenation():
+    """LoRA on q and v: each slice is cut once and written back with one torch.cat, not one full
+    copy of the (B, N, 3d) output per site."""
+    c_attn = vlsurgery.compile(QV, fresh_model(GPT2), seed=0).eval().transformer.h[0].attn.c_attn
+    assert [cols for _, cols in c_attn._vls_sites] == [(0, D), (2 * D, 3 * D)]
+    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        c_attn(torch.randn(2, 5, D))
+    assert sum(event.name == "aten::cat" for event in prof.events()) == 1

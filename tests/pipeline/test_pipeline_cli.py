@@ -50,6 +50,40 @@ def test_demo_runs_every_stage_and_restores_exactly(tmp_path, capsys):
     assert "temporary directory" not in out
 
 
+def test_demo_runs_a_decoder_only_design(tmp_path, capsys):
+    """A decoder-only design: the round trip compares logits on the run's own (causal) batches."""
+    spec = tmp_path / "llama.vls"
+    spec.write_text("backbone tiny-llama\nprojector feat_dim=16\ntrain projector\ndecoder.ffn: adapter r=4\n")
+    assert main(["demo", "--spec", str(spec), "--steps", "3", "--baseline-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "== 5/5 save and restore:" in out and "logits identical" in out
+
+
+def test_restored_model_is_compared_on_the_trained_models_device():
+    """restore() builds on the CPU; the Trainer leaves the trained model on its device (CUDA when there is
+    one): the comparison moves the batch to the model's device rather than assuming the CPU."""
+    import torch
+
+    from vlsurgery.cli import demo
+
+    class OnMeta(torch.nn.Module):  # parameters on a device that is not the CPU
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1, device="meta"))
+
+        def forward(self, input_ids):
+            assert input_ids.device == self.w.device
+            return type("Out", (), {"logits": torch.zeros(1)})()
+
+    class Data:
+        eval = [0, 1]
+
+    def collator(examples):
+        return {"input_ids": torch.tensor(examples)}
+
+    assert demo._same_logits(OnMeta(), OnMeta(), collator, Data()) is True
+
+
 def test_demo_rejects_a_design_without_projector(tmp_path, capsys):
     spec = tmp_path / "plain.vls"
     spec.write_text("backbone tiny-t5\nencoder.ffn: adapter r=4\n")

@@ -109,3 +109,21 @@ def test_remembered_extension_is_only_reused_for_the_same_object_and_prefix():
     assert extension(mask, 2) is first
     assert extension(mask.clone(), 2) is not first
     assert extension(mask, 3).shape == (1, 6)
+
+
+def test_the_remembered_mask_and_its_extension_die_with_the_mask():
+    """The cache keys on the mask weakly: once the caller drops a batch's mask, neither it nor its
+    extension stays alive (on the GPU, after model.cpu()) for the model's lifetime."""
+    import gc
+    import weakref
+
+    extension = MaskExtension()
+    mask = torch.tensor([[1, 1, 0]])
+    extended = weakref.ref(extension(mask, 2))
+    freed = weakref.ref(mask)
+    del mask
+    gc.collect()
+    assert freed() is None and extended() is None
+    assert extension._last is None
+    again = torch.tensor([[1, 0]])  # and the next mask is remembered as before
+    assert extension(again, 1) is extension(again, 1)

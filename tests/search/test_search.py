@@ -44,6 +44,14 @@ decoder.{self_attn,ffn}: (compacter n=2 | adapter) reduction=(2|4) granularity=(
 encoder.self_attn.(q|v): lora r=(2|8)
 """)
 
+#: LLaMA's roles alias: `in`/`gate`/`up` name one linear, `out`/`down` another, so `ffn.*` reaches
+#: each site through two or three roles; it must be counted once, as the planner does.
+LLAMA = parse_space("""backbone tiny-llama
+decoder[0].ffn.*: (lora r=4 | ia3 | none)
+decoder[1].ffn.(in|down|up): (lora r=2 | ia3)
+decoder[1].self_attn.(q|o): lora r=(2|4)
+""")
+
 
 def test_table9_space_lists_exactly_the_shipped_table9_counts():
     outcome = search_space(str(HERE / "table9-space.vls"))
@@ -66,6 +74,22 @@ def test_every_member_counts_as_count_says(member):
 @given(space_members(GATED))
 def test_every_member_counts_as_count_says_on_projections(member):
     _same_as_count(GATED, member)
+
+
+@settings(max_examples=25, deadline=None)
+@given(space_members(LLAMA))
+def test_every_member_counts_as_count_says_where_roles_alias(member):
+    _same_as_count(LLAMA, member)
+
+
+@pytest.mark.parametrize("backbone, text", [
+    ("tiny-llama", "decoder.ffn.*: lora r=4"), ("tiny-llama", "decoder.ffn.*: ia3"),
+    ("tiny-qwen2", "decoder.ffn.{in,up}: lora r=(4|8)"), ("tiny-llava", "*.ffn.*: (lora r=4 | ia3)"),
+])
+def test_a_site_reached_through_aliased_roles_counts_once(backbone, text):
+    space = parse_space(f"backbone {backbone}\n{text}")
+    for r in search_space(space).results:
+        assert r.trainable == count(r.spec).trainable
 
 
 def _same_as_count(space, member):
@@ -136,6 +160,19 @@ def test_python_api_yields_specs_and_counts():
 def test_bad_requests_are_usage_errors(kwargs, words):
     with pytest.raises(UsageError, match=words):
         search_space(TINY, **kwargs)
+
+
+def test_one_line_spec_text_is_text_as_for_count():
+    pairs = list(vlsurgery.search("encoder.ffn: adapter reduction=4", "tiny-bart"))
+    assert [c.trainable for _, c in pairs] == [vlsurgery.count("encoder.ffn: adapter reduction=4", "tiny-bart").trainable]
+
+
+def test_an_invalid_member_is_told_by_its_first_problem_and_where():
+    outcome = search_space("backbone tiny-bart\nencoder[0].ffn: adapter reduction=(4|64)\n"
+                           "encoder[1].ffn: adapter reduction=64\nencoder.ffn: heads=1")
+    assert sum(outcome.invalid.values()) == 2 and not outcome.results
+    for message in outcome.invalid:  # the member with two problems too: not "2 problems in spec"
+        assert message.startswith("<string>:") and "reduction=64 is larger than the width" in message
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -91,6 +91,42 @@ def test_hostile_spaces_are_clear_errors(text, words):
     assert words in str(e.value)
 
 
+def test_an_address_with_too_many_combinations_is_refused_before_they_are_built():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as e:
+        parse_space("backbone tiny-bart\nencoder" + ".(a|b)" * 40 + ": adapter")  # 2**40 addresses
+    assert time.perf_counter() - start < 2
+    assert "an address with 1,099,511,627,776 combinations" in str(e.value) and ":2:1" in str(e.value)
+    with pytest.raises(SpecError, match="combinations"):
+        parse_space("encoder[" + " | ".join(map(str, range(200))) + "].(" + "|".join(f"n{i}" for i in range(200)) + ")"
+                    ": adapter")
+
+
+def test_an_empty_method_option_is_an_error_suggesting_none():
+    for text in ("decoder.cross_attn.v: ( | lite r=4)", "decoder.cross_attn.v: (lite r=4 |)"):
+        with pytest.raises(SpecError) as e:
+            parse_space("backbone tiny-bart\n" + text)
+        assert "an empty option in a method choice" in str(e.value) and "(none | lite r=4)" in str(e.value)
+        assert ":2:23" in str(e.value)
+    with pytest.raises(SpecError, match="an empty option in a method choice"):
+        parse_space("backbone: tiny-bart\nsites:\n  - at: decoder.cross_attn.v\n    method: [{}, lite]\n",
+                    format="yaml")
+    assert len(parse_space("backbone tiny-bart\ndecoder.cross_attn.v: (r=4 | r=8)")) == 2  # parameters only: fine
+    with pytest.raises(SpecError) as e:  # a bad number in an option is that error alone, not an empty option
+        parse_space("decoder.cross_attn.v: (r=99999999999999999999999 | lite)")
+    assert "out of range" in str(e.value) and "empty" not in str(e.value)
+
+
+def test_options_of_different_types_are_different_options():
+    with pytest.raises(SpecError) as e:  # true is no number of heads, but it is not 1 either
+        parse_space("backbone tiny-bart\nencoder.ffn: adapter r=8 heads=(true|1)")
+    assert "listed twice" not in str(e.value) and "heads must be an integer >= 1, found True" in str(e.value)
+    with pytest.raises(SpecError, match="listed twice"):
+        parse_space("encoder.ffn: adapter heads=(true|true)")
+
+
 def test_syntax_error_in_a_choice_is_positioned():
     with pytest.raises(SpecError) as e:
         parse_space("encoder.ffn: adapter r=(8|)")

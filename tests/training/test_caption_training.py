@@ -119,6 +119,8 @@ def test_recipes_carry_the_caption_prompt_and_it_is_used(tmp_path):
                                caption_prompt="describe:", caption_length=12, per_device_train_batch_size=4)
     assert trainer.data_collator.prompt == "describe:"  # caption data reads caption_prompt, not prompt
     assert trainer.args.generation_num_beams == 5 and trainer.args.generation_max_length == 13
+    tok = trainer.processing_class  # the preset's word tokenizer knows the custom prompt's word
+    assert tok.unk_token_id not in tok("describe:", add_special_tokens=False)["input_ids"]
 
 
 def _ids(tokenizer, texts):
@@ -153,13 +155,14 @@ def test_without_pycocoevalcap_exact_match_only_said_once(tmp_path, monkeypatch)
     tok = data.tokenizer("t5")
     monkeypatch.setattr(metrics_module, "caption_scorers", lambda: None)
     metrics = caption_compute_metrics(tok, data.eval)
+    monkeypatch.setattr(data.eval, "features", None)  # scoring reads the captions, never a region feature
     pred = (_ids(tok, ["a red circle", "nothing", "nothing"]), _ids(tok, ["x", "x", "x"]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first, second = metrics(pred), metrics(pred)
     assert first == second == {"exact_match": pytest.approx(1 / 3)}
     assert len([w for w in caught if "pycocoevalcap" in str(w.message)]) == 1
-    assert "need pycocoevalcap" in data.headline({"eval_exact_match": 0.5}, 0.0)
+    assert "need pycocoevalcap" in data.headline({"eval_exact_match": 0.5})
 
 
 def test_one_karpathy_file_serves_both_splits(tmp_path):

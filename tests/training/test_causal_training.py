@@ -1,5 +1,6 @@
 """Training decoder-only designs (tiny-llama, tiny-gpt2): causal-LM collation, the loss on the answer
-only, evaluation by greedy decoding after the question, save/restore and resume."""
+only, evaluation by generate() after the question, save/restore and resume (generate with the
+visual inputs and the KV cache: tests/families/test_causal_visual_generate.py)."""
 
 import argparse
 
@@ -12,7 +13,7 @@ from vlsurgery.cli import train as train_cli
 from vlsurgery.data import make_shapes_task, shapes_tokenizer
 from vlsurgery.data.metrics import decode
 from vlsurgery.training import build_trainer, train
-from vlsurgery.training.causal import CausalCollator, answer_labels, beam_answers, greedy_answers, question_inputs
+from vlsurgery.training.causal import CausalCollator, answer_labels, question_inputs
 
 
 def spec_for(backbone: str) -> str:
@@ -59,34 +60,6 @@ def test_the_causal_tokenizer_gives_the_ids_a_decoder_only_model_needs(task):
     tok = shapes_tokenizer(task, style="causal")
     assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2, 3)
     assert tok("red")["input_ids"][0] == tok.bos_token_id and tok.eos_token_id not in tok("red")["input_ids"]
-
-
-@pytest.mark.parametrize("backbone", ["tiny-llama", "tiny-gpt2"])
-def test_greedy_decoding_with_the_cache_equals_recomputing_everything(task, backbone):
-    """The hand-stepped KV cache (prefix tokens cached once) gives the tokens of full forward passes."""
-    from vlsurgery.compiler.compile import compile
-    from vlsurgery.data import fit_config
-    from vlsurgery.profiles.backbone import load_backbone
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    tok = shapes_tokenizer(task, style="causal")
-    model = AutoModelForCausalLM.from_config(fit_config(load_backbone(backbone).config, tok))
-    model = compile(spec_for(backbone), model, seed=0).eval()
-    batch = question_inputs(CausalCollator(tok)(task.splits["validation"][:5]), tok.pad_token_id)
-    fast = greedy_answers(model, batch, max_new_tokens=4, eos_id=-1, pad_id=tok.pad_token_id)
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    visual = {k: batch[k] for k in ("vis_feats", "vis_boxes", "vis_image_ids")}
-    with torch.no_grad():
-        for _ in range(4):  # no cache: the whole sequence again each step
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **visual).logits
-            ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], 1)
-            mask = torch.cat([mask, mask.new_ones(len(mask), 1)], 1)
-    assert torch.equal(fast, ids[:, -4:])
-    # and generate() (greedy; its positions come from the left-padded mask) agrees with both
-    stopping = greedy_answers(model, batch, max_new_tokens=4, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
-    assert torch.equal(stopping, beam_answers(model, batch, max_new_tokens=4, beams=1))
 
 
 @pytest.mark.parametrize("backbone", ["tiny-llama", "tiny-gpt2"])

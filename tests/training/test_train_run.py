@@ -133,3 +133,18 @@ def test_answers_are_the_trainers_predictions_as_text(tmp_path):
     assert run.model.training  # the mode it was in comes back
     assert len(said) == 40 and all(isinstance(a, str) for a in said)
     assert accuracy_by_type(said, run.data.eval)["all"] == pytest.approx(run.metrics["eval_exact_match"])
+
+
+def test_a_custom_prompt_is_in_a_presets_vocabulary(tmp_path):
+    """A preset backbone's word tokenizer is built from the data and the recipe's prompt: its words
+    are tokens of their own, not <unk>, in the batches the model trains on."""
+    from vlsurgery.training import build_trainer
+
+    trainer, data = build_trainer(SPEC, output_dir=tmp_path, recipe="demo", prompt="answer briefly:",
+                                  train_size=8, eval_size=4)
+    tok = trainer.processing_class
+    prompt_ids = tok("answer briefly:", add_special_tokens=False)["input_ids"]
+    assert trainer.data_collator.prompt == "answer briefly:" and tok.unk_token_id not in prompt_ids
+    batch = trainer.data_collator(data.train[:4])
+    assert tok.unk_token_id not in batch["input_ids"].tolist()[0]
+    assert batch["input_ids"][0, :len(prompt_ids)].tolist() == prompt_ids

@@ -14,7 +14,7 @@
           "backbone": {
             "family": str,             # config.model_type, e.g. "bart", "t5"
             "describe": str,           # e.g. "bart, 6+6 layers, d_model 768"
-            "sizes": {str: value},     # the config fields that fix the tensor shapes
+            "sizes": {str: value},     # the sizes that fix the tensor shapes (saving.backbone_sizes)
             "weights": "hub"|"path"|"here"|null,   # where restore() finds the base weights
             "name": str|null,          # hub name or absolute path ("here": this directory)
             "revision": str|null       # the hub commit the weights came from, when known

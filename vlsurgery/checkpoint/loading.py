@@ -24,7 +24,7 @@ from pathlib import Path
 from vlsurgery.checkpoint.files import CheckpointError, read_checkpoint
 from vlsurgery.checkpoint.hf import enable_save_pretrained
 from vlsurgery.checkpoint.marker import spec_of
-from vlsurgery.checkpoint.saving import SIZE_FIELDS, added_prefixes, checkpoint_tensors
+from vlsurgery.checkpoint.saving import added_prefixes, backbone_sizes, checkpoint_tensors
 from vlsurgery.compiler.install import is_rewritten
 from vlsurgery.compiler.transaction import transaction
 from vlsurgery.errors import UsageError
@@ -96,8 +96,9 @@ def _check_sizes(ckpt, model) -> None:
         raise CheckpointError(f"the checkpoint was trained on {record.get('describe')}; this backbone is a "
                               f"{values.get('model_type') or type(model).__name__} model: expected the same family")
     sizes = record.get("sizes") or {}
-    wrong = [f"{k}: {sizes[k]} in the checkpoint, {values.get(k)} here" for k in SIZE_FIELDS
-             if k in sizes and values.get(k) != sizes[k]]
+    # the profile's names (backbone_sizes); a checkpoint written before them recorded config fields
+    here = {**values, **backbone_sizes(model.config)}
+    wrong = [f"{k}: {v} in the checkpoint, {here.get(k)} here" for k, v in sizes.items() if here.get(k) != v]
     if wrong:
         raise CheckpointError(f"the checkpoint was trained on {record.get('describe')}, a backbone of other sizes: "
                               + "; ".join(wrong))

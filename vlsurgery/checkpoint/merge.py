@@ -205,14 +205,13 @@ def merge(model, spec=None, *, partial: bool = False):
         pet = layer._modules.get(PET_ATTR)
         names = [site_name(s.path) for s in sites]
         modules = [pet[n] if pet is not None and n in pet else None for n in names]
-        attached = linear.__dict__.get("_vls_sites", ())
-        at = {id(m): i for i, m in enumerate(attached)}
+        attached = linear.__dict__.get("_vls_sites", ())  # (module, columns) pairs, in order
+        at = {id(m): i for i, (m, _) in enumerate(attached)}
         order = [at.get(id(m)) for m in modules]
         if None in order or order != sorted(order):  # kept sites may sit between them (other columns)
             raise MergeError(f"{path}: its sites are not those the spec places there: the model was not compiled "
                              "with this spec (or was changed since)")
-        columns = linear.__dict__.get("_vls_columns", (None,) * len(attached))
-        updates.append((linear, layer, names, *_folded(linear, modules, [columns[i] for i in order])))
+        updates.append((linear, layer, names, *_folded(linear, modules, [attached[i][1] for i in order])))
     remaining = _remaining_spec(p, report) if report.kept else None
     with transaction(model):
         _unwire(model, updates, partial=bool(report.kept))
@@ -243,18 +242,13 @@ def _unwire(model, updates, *, partial: bool) -> None:
     for linear, layer, names, _, _ in updates:
         pet = layer._modules[PET_ATTR]
         folded = {id(pet[name]) for name in names}
-        sites = linear.__dict__["_vls_sites"]
-        columns = linear.__dict__.get("_vls_columns", (None,) * len(sites))
-        kept = [i for i, m in enumerate(sites) if id(m) not in folded]
-        remaining = tuple(sites[i] for i in kept)
+        remaining = tuple((m, cols) for m, cols in linear.__dict__["_vls_sites"] if id(m) not in folded)
         for name in names:
             del pet[name]
         if remaining:
             object.__setattr__(linear, "_vls_sites", remaining)
-            object.__setattr__(linear, "_vls_columns", tuple(columns[i] for i in kept))
         else:
             linear.__dict__.pop("_vls_sites", None)
-            linear.__dict__.pop("_vls_columns", None)
             swap_class(linear, original_class(linear))
         if len(pet) == 0 and not is_rewritten(layer):
             del layer._modules[PET_ATTR]

@@ -30,14 +30,22 @@ from vlsurgery.errors import UsageError
 
 #: Set on a model whose base weights a partial merge changed: only save_pretrained can keep it.
 BASE_MERGED_ATTR = "_vls_base_merged"
-#: The config fields that fix the shapes of a backbone's tensors (those a config has are recorded).
-SIZE_FIELDS = ("d_model", "vocab_size", "encoder_layers", "decoder_layers", "num_layers", "num_decoder_layers",
-               "encoder_attention_heads", "decoder_attention_heads", "num_heads", "d_kv", "d_ff",
-               "encoder_ffn_dim", "decoder_ffn_dim", "feed_forward_proj", "max_position_embeddings",
-               "tie_word_embeddings",
-               # decoder-only (LLaMA layout)
-               "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-               "head_dim")
+def backbone_sizes(config) -> dict:
+    """The sizes that fix the shapes of a backbone's tensors, read from its profile (so every family
+    names them alike, whatever its config calls them): the family, the width, heads and vocabulary,
+    and each stack's layer count, feed-forward width and (a vision tower's) own width, as
+    ``decoder.n_layers``."""
+    from vlsurgery.profiles.backbone import profile_of
+
+    profile = profile_of(config)
+    sizes = {"family": profile.family, "d_model": profile.d_model, "attn_inner": profile.attn_inner,
+             "n_heads": profile.n_heads, "vocab_size": profile.vocab_size}
+    for stack in profile.stacks:
+        sizes[f"{stack.name}.n_layers"] = stack.n_layers
+        sizes[f"{stack.name}.d_ff"] = stack.d_ff
+        if stack.d_model is not None:
+            sizes[f"{stack.name}.d_model"] = stack.d_model
+    return sizes
 
 
 def added_prefixes(model) -> tuple[str, ...]:
@@ -84,9 +92,8 @@ def backbone_record(model, weights: str | None = None) -> dict:
             name = str(Path(name).expanduser().resolve())
     if weights == "here":
         name, revision = None, None
-    values = config.to_dict()
     return {"family": config.model_type, "describe": load_backbone(config).profile.describe(),
-            "sizes": {k: values[k] for k in SIZE_FIELDS if k in values}, "weights": weights, "name": name,
+            "sizes": backbone_sizes(config), "weights": weights, "name": name,
             "revision": revision if weights == "hub" else None}
 
 

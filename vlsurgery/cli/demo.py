@@ -49,7 +49,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def baseline_spec(design: Path, backbone):
+def baseline_spec(design: Path):
     """The design's backbone and projector, with the projector alone trained (no PET modules)."""
     import vlsurgery
 
@@ -138,7 +138,7 @@ def _demo(args, design, name, predicted, output: Path, steps: int, baseline_step
 
     _heading("3/5 baseline", f"the same backbone with the projector alone trained ({_steps(baseline_steps)})")
     begin = time.perf_counter()
-    base = _train(baseline_spec(design, args.backbone), args.backbone, output / "projector-alone", baseline_steps,
+    base = _train(baseline_spec(design), args.backbone, output / "projector-alone", baseline_steps,
                   args.seed)
     print(f"trained {_trainable(base.model):,} parameters (the projector) for {_steps(baseline_steps)} in "
           f"{time.perf_counter() - begin:.0f} s")
@@ -166,10 +166,12 @@ def _demo(args, design, name, predicted, output: Path, steps: int, baseline_step
           f"tensors) and {output / 'vlsurgery.json'} (the spec, its hash, the backbone's identity)")
     print(f"  (the random base is saved beside it, {_kib(output / 'model.safetensors')}, only because it exists "
           "nowhere else; with a hub backbone the checkpoint is all that is written)")
-    restored = vlsurgery.restore(output)
+    # restore() builds on the CPU; the Trainer left the trained model on its device (CUDA when there is
+    # one): compare the two on the same device, where bit-identical logits are expected
+    restored = vlsurgery.restore(output).to(_device(model))
     again = answers(restored, tokenizer, data.eval, **ask)
     same = sum(a == b for a, b in zip(said, again))
-    identical = _same_logits(model, restored, tokenizer, data)
+    identical = _same_logits(model, restored, run.trainer.data_collator, data)
     print(f"restored: {same} of {len(said)} answers the same as the trained model's; logits "
           f"{'identical' if identical else 'DIFFERENT'}")
     if same != len(said) or not identical:
@@ -219,13 +221,18 @@ def _kib(path: Path) -> str:
     return f"{path.stat().st_size / 1024:,.0f} KiB" if path.is_file() else "absent"
 
 
-def _same_logits(a, b, tokenizer, data) -> bool:
-    """Whether the two models give bit-identical logits on a batch of validation questions."""
+def _device(model):
+    return next(model.parameters()).device
+
+
+def _same_logits(a, b, collator, data) -> bool:
+    """Whether the two models give bit-identical logits on a batch of validation questions.
+
+    The batch comes from the run's own collator (seq2seq or decoder-only: their inputs differ), on the
+    models' device.  Its labels stay: a seq2seq model derives its decoder inputs from them."""
     import torch
 
-    from vlsurgery.data.collate import VLCollator
-
-    batch = VLCollator(tokenizer, prompt=data.prompt)(list(data.eval[:64]))
+    batch = {k: v.to(_device(a)) for k, v in collator(list(data.eval[:64])).items()}
     a.eval(), b.eval()
     with torch.no_grad():
         return torch.equal(a(**batch).logits, b(**batch).logits)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vlsurgery.render import describe, group_key, init_parts, layers_text, number, params_dict, table, train_groups
+from vlsurgery.render import (describe, describe_columns, group_key, init_parts, layers_text, number, params_dict, table,
+                              train_groups)
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,7 +36,7 @@ def render_plan(plan, count, title: str | None = None) -> str:
             if s.kind == "sublayer":
                 at, h = s.x_point, s.h_point
             elif s.kind == "projection":  # a column slice of a fused projection: attn.c_attn[0:768]
-                at, h = s.linear + (f"[{s.columns[0]}:{s.columns[1]}]" if s.columns else ""), ""
+                at, h = s.linear + describe_columns(s.columns), ""
             else:
                 at, h = "(stack input)", ""
             rows.append((s.path, describe(s.method, s.params), init_parts(s.params),

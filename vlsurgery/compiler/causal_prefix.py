@@ -4,8 +4,8 @@ A decoder-only model (LLaMA layout) has one stack, and its input is the text bei
 the prefix tokens (``[visual tokens][prompt tokens]``, the same :class:`PrefixTokens` as the
 encoder-decoder pass of :mod:`vlsurgery.compiler.prefix`) go before the text at the *decoder's*
 input.  The base model holding the token embedding and the layers (the profile's decoder root:
-``model`` in ``LlamaForCausalLM``, ``model.language_model`` in LLaVA, ``transformer`` in GPT-2) is changed by class change
-(:mod:`vlsurgery.compiler.install`); its new ``forward``:
+``model`` in ``LlamaForCausalLM``, ``transformer`` in GPT-2; LLaVA gets no prefix pass) is changed
+by class change (:mod:`vlsurgery.compiler.install`); its new ``forward``:
 
 * on a call whose cache is empty (training, the first step of ``generate``, every step of
   ``generate(use_cache=False)``): embeds the text itself, prepends the prefix tokens, so the
@@ -35,6 +35,12 @@ keyword is) and passes them on every step.  The ``save_pretrained`` class of
 off first; :func:`remove_causal_prefix` with the outer model undoes both changes of this pass.
 Without a projector the outer class is left alone.
 
+The prefix takes room: a call whose prefix and text do not fit the model's learned position
+table (GPT-2's ``wpe``: text is limited to ``n_positions - P`` tokens) or a fixed-size cache
+(``generate(cache_implementation="static")`` sizes it without the prefix) is refused with a
+UsageError before the layers run, not left to an IndexError inside transformers.  GPT-2's
+``token_type_ids`` get ``P`` zeros on the left (the prefix is of type 0).
+
 A 4-D attention mask is passed through as given: it must already cover the prefix.  Without a
 projector, visual inputs are refused (the model's ``**kwargs`` would otherwise swallow them);
 without a projector and a prompt the forward is the original one.
@@ -60,9 +66,47 @@ _CACHE_KWARGS = ("cache", "past_key_values")
 _PREFIX_LENGTH = "vls_prefix_length"
 
 
-def _cache_in(kwargs) -> object | None:
-    get = kwargs.get if isinstance(kwargs, dict) else lambda key: getattr(kwargs, key, None)
-    return next((get(k) for k in _CACHE_KWARGS if get(k) is not None), None)
+def _cache_in(mapping) -> object | None:
+    """The cache among the keywords or in the output, under either name.  Looked up in ``keys()``:
+    a model output's ``get`` and ``in`` translate the old name, with transformers' deprecation warning
+    (a tuple output, ``return_dict=False``, has no keys and no cache to find)."""
+    keys = mapping.keys() if hasattr(mapping, "keys") else ()
+    return next((mapping[k] for k in _CACHE_KWARGS if k in keys and mapping[k] is not None), None)
+
+
+def _position_limit(root: nn.Module) -> int | None:
+    """How many positions ``root``'s learned absolute position table has (GPT-2's ``wpe``): a child
+    embedding, not the token embedding, of ``config.max_position_embeddings`` rows; None for models
+    without one (LLaMA's rotary positions have no table, hence no limit of this kind)."""
+    limit = getattr(getattr(root, "config", None), "max_position_embeddings", None)
+    token = root.get_input_embeddings()
+    tables = (m for m in root.children() if isinstance(m, nn.Embedding) and m is not token)
+    return limit if any(m.num_embeddings == limit for m in tables) else None
+
+
+def _fixed_length(cache) -> int | None:
+    """The most positions ``cache`` can hold when it has a fixed size (a static cache); None when it
+    grows (dynamic) or rolls over (sliding window layers)."""
+    sizes = [layer.get_max_length() for layer in getattr(cache, "layers", ())
+             if not getattr(layer, "is_sliding", False) and callable(getattr(layer, "get_max_length", None))]
+    sizes = [s for s in sizes if s > 0]
+    return min(sizes) if sizes else None
+
+
+def _check_room(root: nn.Module, cache, cached: int, length: int, prefix: int) -> None:
+    """Refuse, before the layers run, a call whose ``prefix`` + text positions do not fit the
+    position table or a fixed-size cache (both would fail with an IndexError inside transformers)."""
+    total = cached + length
+    limit = _position_limit(root)
+    if limit is not None and total > limit:
+        raise UsageError(f"{type(root).__name__} has {limit} learned positions (n_positions) and this design prepends "
+                         f"{prefix} prefix tokens: text is limited to n_positions - {prefix} = {limit - prefix} tokens "
+                         f"with this design, got {total - prefix}")
+    fixed = _fixed_length(cache)
+    if fixed is not None and total > fixed:
+        raise UsageError(f"the static cache holds {fixed} positions, but this design prepends {prefix} prefix tokens "
+                         f"to the text ({total} positions needed): use a dynamic cache (the default of generate()) "
+                         f"or a static cache {prefix} tokens larger than the text and the new tokens need")
 
 
 def _causal_forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
@@ -82,9 +126,15 @@ def _causal_forward(self, input_ids=None, attention_mask=None, position_ids=None
         if prefix is not None:
             inputs_embeds = torch.cat([prefix.to(inputs_embeds.dtype), inputs_embeds], dim=1)
             prepended = prefix.shape[1]
+            if kwargs.get("token_type_ids") is not None:  # GPT-2 embeds them at every position: type 0 for the prefix
+                types = kwargs["token_type_ids"]
+                kwargs["token_type_ids"] = torch.cat([types.new_zeros(*types.shape[:-1], prepended), types], dim=-1)
     elif cached:  # the prefix is in the cache already: a caller may pass the visual inputs on every step
         prefix_tokens.check_visual(vis_feats=vis_feats, vis_boxes=vis_boxes, vis_image_ids=vis_image_ids)
     length = inputs_embeds.shape[1] if inputs_embeds is not None else 0
+    prefix_length = prepended or (getattr(cache, _PREFIX_LENGTH, 0) if cached else 0)
+    if prefix_length:
+        _check_room(self, cache, cached, length, prefix_length)
     missing = prepended
     if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
         missing = max(cached + length - attention_mask.shape[-1], 0)

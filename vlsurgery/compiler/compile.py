@@ -140,13 +140,16 @@ def _rewrite(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added
         module = _build(entry, site, layer, offered)
         added.append((module, entry.trains))
         name = site_name(site.path)
-        edit = edits.setdefault(site.layer_module, LayerEdit((), ()))
+        # Only a stack with cross-attention reads the encoder's states: a fact of the profile, so
+        # GPT-2's blocks (which refuse memories) are traced without them and BART's never are.
+        memories = plan.profile.stack(site.stack).sublayer("cross_attn") is not None
+        edit = edits.setdefault(site.layer_module, LayerEdit((), (), memories))
         if site.kind == "sublayer":
             item = Insertion(name, site.x_point, site.h_point, module, mask=entry.needs_mask(site.params))
-            edit = LayerEdit(edit.insertions + (item,), edit.projections)
+            edit = LayerEdit(edit.insertions + (item,), edit.projections, memories)
         else:
             item = Projection(site.linear, name, module, site.columns)
-            edit = LayerEdit(edit.insertions, edit.projections + (item,))
+            edit = LayerEdit(edit.insertions, edit.projections + (item,), memories)
         edits[site.layer_module] = edit
     if edits:
         rewrite_model(model, edits, leaf_policy(plan.profile.leaves))
@@ -177,17 +180,17 @@ def _prefix(model: nn.Module, plan, offered: dict[str, Callable]) -> list[Added]
         added.append((projector, lambda name: plan.train_projector))
     # Installed for every encoder-decoder model: without a projector its stacks then refuse visual
     # inputs instead of letting the model's **kwargs swallow them.
-    if plan.profile.stack("encoder") is None and "decoder" in plan.profile.roles.inputs:  # decoder-only
+    if plan.profile.decoder_only and "decoder" in plan.profile.roles.inputs:
         install_causal_prefix(decoder_root(model, plan.profile), PrefixTokens(projector, tokens), outer=model)
     elif projector is not None or tokens is not None or _has_stacks(model, plan.profile):
         install_prefix(model, PrefixTokens(projector, tokens))
     return added
 
 
-def _has_stacks(model: nn.Module, profile=None) -> bool:
+def _has_stacks(model: nn.Module, profile) -> bool:
     # transformers 5 gives every model get_encoder/get_decoder (a CLIP vision tower, LLaVA): only a
     # profile with an encoder stack is an encoder-decoder model whose inputs the prefix pass guards.
-    if profile is not None and profile.stack("encoder") is None:
+    if profile.decoder_only:
         return False
     return all(callable(getattr(model, name, None)) for name in ("get_encoder", "get_decoder"))
 

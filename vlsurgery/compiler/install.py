@@ -2,10 +2,13 @@
 
 Every change vlsurgery makes to an existing module's behaviour is one mechanism: the module object
 stays where it is and only its ``__class__`` changes, to a runtime subclass of its original class
-with a new ``forward`` (:func:`runtime_class`, :func:`swap_class`).  Three passes use it: rewritten
+with a new ``forward`` (:func:`runtime_class`, :func:`swap_class`).  It is used for rewritten
 layers (the forward is the code generated from the layer graph, :func:`install_graph`), projection
-Linears (``h = linear(x)`` then the sites, :mod:`vlsurgery.compiler.rewrite`) and the encoder and
-decoder stacks of the prefix pass (:mod:`vlsurgery.compiler.prefix`).  Hence (docs/design.md,
+Linears (``h = linear(x)`` then the sites, :mod:`vlsurgery.compiler.rewrite`), the encoder and
+decoder stacks of the prefix pass (:mod:`vlsurgery.compiler.prefix`), the decoder root of the
+decoder-only prefix pass and its outer model's visual-keyword class
+(:mod:`vlsurgery.compiler.causal_prefix`), and the ``save_pretrained`` layer of
+:mod:`vlsurgery.checkpoint.hf` (on top of any other, ``runtime_class(..., over=True)``).  Hence (docs/design.md,
 "Installing by class change"):
 
 * parameter and buffer names, registered hooks and the module's position in the model are kept;
@@ -138,7 +141,6 @@ def restore_layer(layer: nn.Module) -> nn.Module:
         if is_rewritten(mod):
             swap_class(mod, original_class(mod))
             mod.__dict__.pop("_vls_sites", None)
-            mod.__dict__.pop("_vls_columns", None)
     if PET_ATTR in layer._modules:
         del layer._modules[PET_ATTR]
     return layer

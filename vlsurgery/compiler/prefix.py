@@ -34,6 +34,7 @@ positions and the text follows them; T5's relative position bias has no such eff
 from __future__ import annotations
 
 import inspect
+import weakref
 
 import torch
 from torch import nn
@@ -129,27 +130,40 @@ class MaskExtension:
     result instead of building it again.  So a training step extends the mask once, as
     hand-written code would, and generation extends it once per call (greedy: the loop passes the
     encoder's mask object to every decoder step) or once per expansion (beam search expands the
-    mask once, then reuses it).  It holds the last mask and its extension, (B, S) integers, until
-    the next call.  Under ``torch.compile`` and ``torch.jit.trace`` it computes every time (a
-    compiler must not guard on object identity, and a trace must not capture an earlier call's
+    mask once, then reuses it).  It holds the last mask weakly and its extension, (B, S) integers,
+    until the next call or until the mask is freed (the weak reference's callback drops the
+    extension then: nothing of a finished batch stays on the device, e.g. after ``model.cpu()``).
+    Under ``torch.compile`` and ``torch.jit.trace`` it computes every time (a compiler must not guard on object identity, and a trace must not capture an earlier call's
     result as a constant), and so it does in inference mode, whose tensors have no version counter
     (an in-place change could not be seen).
     """
 
     def __init__(self):
-        self._last = None  # (mask, mask version, prefix length, extension, extension version)
+        self._last = None  # (weak ref to the mask, mask version, prefix length, extension, extension version)
 
     def __call__(self, mask: torch.Tensor, prefix: int) -> torch.Tensor:
         if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.is_inference_mode_enabled()
                 or mask.is_inference()):
             return self.extend(mask, prefix)
         last = self._last  # read once: a concurrent call can only replace it, never half-change it
-        if (last is not None and last[0] is mask and last[1] == mask._version and last[2] == prefix
+        if (last is not None and last[0]() is mask and last[1] == mask._version and last[2] == prefix
                 and last[4] == last[3]._version):
             return last[3]
         extended = self.extend(mask, prefix)
-        self._last = (mask, mask._version, prefix, extended, extended._version)
+        # the mask held weakly, and its extension dropped when the mask dies (the weak reference's callback)
+        self._last = (weakref.ref(mask, self._forget_when_freed()), mask._version, prefix, extended, extended._version)
         return extended
+
+    def _forget_when_freed(self):
+        """The callback of the mask's weak reference: drops the entry if it is still the last one.
+        It holds this object weakly, so a MaskExtension is not kept alive by the masks it saw."""
+        owner = weakref.ref(self)
+
+        def forget(ref):
+            this = owner()
+            if this is not None and this._last is not None and this._last[0] is ref:
+                this._last = None
+        return forget
 
     @staticmethod
     def extend(mask: torch.Tensor, prefix: int) -> torch.Tensor:

@@ -12,8 +12,8 @@ Two primitives, and :func:`rewrite_layer`, which runs them on one layer and inst
   gives the Linear object a runtime subclass (:func:`~vlsurgery.compiler.install.runtime_class`)
   whose forward is ``h = linear(x); h = site(x, h)`` for each of its sites.  A site that owns a
   column slice of a fused projection (GPT-2's ``q`` in ``c_attn``) is applied to those columns
-  only (:func:`~vlsurgery.methods.projections.apply_on_columns`); the slices are kept next to the
-  sites, ``_vls_columns``.  The Linear's parameters keep their
+  only (:func:`~vlsurgery.methods.projections.apply_sites`); the Linear keeps its sites as one
+  tuple of ``(module, columns)`` pairs, ``_vls_sites``.  The Linear's parameters keep their
   names (``...v_proj.weight``); the site module is registered under the layer's ``pet`` as well
   and only *referenced* from the Linear (so it is not counted twice).
 
@@ -45,7 +45,7 @@ from vlsurgery.compiler.points import parse_point, resolve_point
 from vlsurgery.compiler.trace import LeafPolicyLike, trace_layer
 from vlsurgery.compiler.transaction import transaction
 from vlsurgery.errors import CompileError, nearest
-from vlsurgery.methods.projections import apply_on_columns, is_projection, projection_dims
+from vlsurgery.methods.projections import apply_sites, is_projection, projection_dims
 
 
 @dataclass(frozen=True)
@@ -154,18 +154,14 @@ def projection_class(cls: type) -> type:
     base_forward = cls.forward
 
     def forward(self, input):
-        h = base_forward(self, input)
-        for site, columns in zip(self._vls_sites, self._vls_columns):
-            h = site(input, h) if columns is None else apply_on_columns(site, input, h, *columns)
-        return h
+        return apply_sites(self._vls_sites, input, base_forward(self, input))
 
     forward.__qualname__ = f"{cls.__qualname__}.forward"
     source = (f"def forward(self, input):\n"
               f"    h = {cls.__qualname__}.forward(self, input)\n"
-              f"    # the layer's pet modules, in order; a site with columns changes only those of h\n"
-              f"    for site, columns in zip(self._vls_sites, self._vls_columns):\n"
-              f"        h = site(input, h) if columns is None else apply_on_columns(site, input, h, *columns)\n"
-              f"    return h\n")
+              f"    # the layer's pet modules, in order, as (module, columns) pairs; a site with columns\n"
+              f"    # changes only those of h (each slice cut once, one torch.cat for all of them)\n"
+              f"    return apply_sites(self._vls_sites, input, h)\n")
     return runtime_class(cls, source, forward)
 
 
@@ -197,16 +193,13 @@ def attach_projection(linear: nn.Linear, module: nn.Module, columns: tuple[int, 
         start, stop = columns
         if not 0 <= start < stop <= d_out:
             raise CompileError(f"columns [{start}:{stop}] are not within the {d_out} output columns of {linear!r}")
+        columns = (start, stop)
     if not is_rewritten(linear):
         swap_class(linear, projection_class(type(linear)))
-        sites: tuple = ()
-        slices: tuple = ()
-    else:
-        sites = linear.__dict__.get("_vls_sites", ())
-        slices = linear.__dict__.get("_vls_columns", (None,) * len(sites))
-    # Plain tuples in __dict__: referenced, not registered (the layer's `pet` owns the module).
-    object.__setattr__(linear, "_vls_sites", sites + (module,))
-    object.__setattr__(linear, "_vls_columns", slices + (columns,))
+    sites = linear.__dict__.get("_vls_sites", ())
+    # A plain tuple of (module, columns) in __dict__: referenced, not registered (the layer's `pet`
+    # owns the module).
+    object.__setattr__(linear, "_vls_sites", sites + ((module, columns),))
 
 
 def rewrite_projection(layer: nn.Module, linear_path: str, name: str, module: nn.Module,
@@ -246,7 +239,8 @@ def _as(cls, items: Iterable) -> list:
 
 def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
                   insertions: Sequence[Insertion | tuple] = (),
-                  projections: Sequence[Projection | tuple] = (), *, label: str | None = None) -> nn.Module:
+                  projections: Sequence[Projection | tuple] = (), *, label: str | None = None,
+                  memories: bool = True) -> nn.Module:
     """Rewrite one layer in place and return it.
 
     ``insertions``: ``Insertion(name, x_point, h_point, module[, mask])`` or plain tuples;
@@ -254,6 +248,8 @@ def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
     identity; with insertions its class becomes a cached runtime subclass whose forward is the
     generated code (see :mod:`vlsurgery.compiler.install`).  On failure the layer is left exactly
     as it was and a CompileError names the pass, the site and the layer (``label``, e.g. its path).
+    ``memories``: whether the layer reads memory states (its stack has cross-attention; see
+    :func:`~vlsurgery.compiler.trace.trace_layer`).
     """
     where = label or type(layer).__name__
     insertions = _as(Insertion, insertions)
@@ -267,7 +263,7 @@ def rewrite_layer(layer: nn.Module, leaf_policy: LeafPolicyLike,
 
     graph = None
     if insertions:
-        traced = trace_layer(layer, leaf_policy)
+        traced = trace_layer(layer, leaf_policy, memories=memories)
         graph = traced.copy_graph()
         for site in insertions:
             try:
@@ -308,6 +304,8 @@ class LayerEdit:
 
     insertions: tuple = ()
     projections: tuple = ()
+    #: the layer reads memory states (its stack has cross-attention): False for GPT-2's blocks
+    memories: bool = True
 
 
 def rewrite_model(model: nn.Module, edits, leaf_policy: LeafPolicyLike) -> nn.Module:
@@ -321,5 +319,5 @@ def rewrite_model(model: nn.Module, edits, leaf_policy: LeafPolicyLike) -> nn.Mo
                 layer = model.get_submodule(path)
             except AttributeError:
                 raise CompileError(f"no module '{path}' in {type(model).__name__}") from None
-            rewrite_layer(layer, leaf_policy, edit.insertions, edit.projections, label=path)
+            rewrite_layer(layer, leaf_policy, edit.insertions, edit.projections, label=path, memories=edit.memories)
     return model

@@ -15,7 +15,9 @@ Nothing is ever returned half-traced.
 Decisions fixed at trace time (documented, validated where possible; docs/design.md, "Decisions
 fixed at trace time"): dtype branches; optional arguments are treated as *present*
 (``encoder_hidden_states is not None`` in a decoder layer is true, so a decoder graph always runs
-cross-attention); plain attributes such as ``is_decoder``.  The ``@deprecate_kwarg`` renames of
+cross-attention), except memory states when the caller says the layer reads none
+(``memories=False``: the profile's stack has no cross-attention, e.g. GPT-2, whose block refuses
+them); plain attributes such as ``is_decoder``.  The ``@deprecate_kwarg`` renames of
 the original forward (``past_key_values`` -> ``cache``) are not reproduced: transformers 5.x
 callers already pass the new names.
 """
@@ -36,7 +38,7 @@ from vlsurgery.compiler.codegen import compile_forward, generate_source
 from vlsurgery.compiler.install import PET_ATTR, is_rewritten
 from vlsurgery.compiler.placement import dtype_device
 from vlsurgery.compiler.tracer import LeafPolicy, LeafPolicyLike, TraceError, leaf_paths, trace_graph
-from vlsurgery.compiler.validation import takes_memory, validate_forward
+from vlsurgery.compiler.validation import validate_forward
 from vlsurgery.errors import CompileError
 
 __all__ = ["LeafPolicy", "LeafPolicyLike", "TracedLayer", "cache_info", "clear_cache", "hidden_size", "leaf_paths",
@@ -123,10 +125,15 @@ def _forward_signature(cls: type) -> tuple[Callable, inspect.Signature]:
     return fn, inspect.signature(fn)
 
 
-def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | None = None) -> TracedLayer:
+def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | None = None,
+                memories: bool = True) -> TracedLayer:
     """The validated graph of ``layer``'s class under ``leaf_policy`` (traced once, then cached).
 
     ``hidden``: the width of the residual stream, for layers without an nn.Linear to read it from.
+    ``memories``: whether the layer reads memory states (``encoder_hidden_states``), a fact of the
+    profile (its stack has a ``cross_attn`` sublayer); with False they are None while tracing and
+    validating, so the cross-attention branch folds away.  Never guessed from a trial run: a layer
+    that fails on memories for any reason must fail here, not be traced without them.
     Raises :class:`CompileError` naming the class and the reason when the class cannot be traced
     or the trace does not reproduce the original forward exactly.
     """
@@ -135,7 +142,7 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | 
     if is_rewritten(cls):
         raise CompileError(f"{cls.__name__} is already rewritten by vlsurgery; restore it first")
     dtype, device = dtype_device(layer)
-    key = (cls, policy, dtype, _fingerprint(layer, policy))
+    key = (cls, policy, dtype, memories, _fingerprint(layer, policy))
     cached = _TRACES.get(key)
     if cached is not None:
         return cached
@@ -145,8 +152,7 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | 
     started = time.perf_counter()
     kwargs_name = next((p.name for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD), None)
     try:
-        cross = takes_memory(layer, fn, sig, d)  # GPT-2 blocks without cross-attention refuse memories
-        graph = trace_graph(layer, policy, sig, d, dtype, device, cross=cross)
+        graph = trace_graph(layer, policy, sig, d, dtype, device, cross=memories)
         src, _ = generate_source(graph)
     except CompileError:
         raise
@@ -158,7 +164,7 @@ def trace_layer(layer: nn.Module, leaf_policy: LeafPolicyLike, *, hidden: int | 
 
     started = time.perf_counter()
     forward = compile_forward(*generate_source(traced.copy_graph()), cls.__name__)
-    validate_forward(layer, fn, forward, sig, d, what=f"the trace of {cls.__qualname__}", cross=cross)
+    validate_forward(layer, fn, forward, sig, d, what=f"the trace of {cls.__qualname__}", cross=memories)
     traced.validate_seconds = time.perf_counter() - started
     _TRACES[key] = traced
     return traced

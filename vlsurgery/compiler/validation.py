@@ -28,7 +28,8 @@ def example_inputs(sig: inspect.Signature, d: int, dtype: torch.dtype, device, *
     positions masked when ``masks`` is true, else None; ``position_embeddings`` (LLaMA's rotary
     ``(cos, sin)``, computed once per model and passed to every layer) gets two (B, N, ``rotary``)
     tensors when ``rotary`` (the head width, :func:`rotary_width`) is known; everything else takes
-    its default (or None).  ``cross=False``: memories are None (:func:`takes_memory`).
+    its default (or None).  ``cross=False``: memories are None (a layer of a stack without
+    cross-attention, ``trace.trace_layer``'s ``memories``).
     """
     gen = torch.Generator(device="cpu").manual_seed(seed)
     params = [p for p in list(sig.parameters.values())[1:]
@@ -59,27 +60,6 @@ def rotary_width(layer: nn.Module) -> int | None:
     """The width of the rotary ``(cos, sin)`` a layer takes: its attention's ``head_dim`` (None
     when no submodule has one)."""
     return next((m.head_dim for m in layer.modules() if isinstance(getattr(m, "head_dim", None), int)), None)
-
-
-def takes_memory(layer: nn.Module, original: Callable, sig, d: int) -> bool:
-    """Whether the layer accepts memory states (``encoder_hidden_states``): a GPT-2 block built
-    without cross-attention has the parameter but raises when given one, so it is traced and
-    validated without (the parameter then keeps its default, None).  Decided by running the
-    original forward once on example inputs with memories."""
-    if not any(p.name.endswith("hidden_states") for p in list(sig.parameters.values())[2:]):  # self, hidden_states
-        return True
-    dtype, device = dtype_device(layer)
-    inputs = example_inputs(sig, d, dtype, device, masks=False, rotary=rotary_width(layer))
-    was_training = layer.training
-    try:
-        layer.eval()
-        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
-            original(layer, **inputs)
-    except Exception:
-        return False
-    finally:
-        layer.train(was_training)
-    return True
 
 
 def validate_forward(layer: nn.Module, original: Callable, generated: Callable, sig, d: int, *,

@@ -132,6 +132,10 @@ def parse_captions(data, path, split: str | None = None) -> list[CaptionImage]:
         raise file_error(path, "has no list under 'images'", CAPTION_LAYOUT)
     if split is not None and split not in KARPATHY_SPLITS:
         raise DataError(f"unknown caption split {split!r}: expected one of {', '.join(KARPATHY_SPLITS)}")
+    if isinstance(data.get("annotations"), list):  # COCO's official captions_*.json: captions apart from images
+        raise file_error(path, "is in COCO's official captions layout (\"images\" and \"annotations\" apart)",
+                         CAPTION_LAYOUT + ": the Karpathy layout, each image with its own sentences; convert the "
+                         "file to it first (or use the Karpathy split's dataset_coco.json)")
     out = []
     for index, entry in enumerate(data["images"]):
         if not isinstance(entry, dict):
@@ -201,6 +205,10 @@ class CaptionDataset:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def references(self) -> list[tuple[str, ...]]:
+        """Every example's reference captions (its image's), in order, without reading any features."""
+        return [self.images[image_index].captions for image_index, _ in self.index]
 
     def __getitem__(self, index: int | slice):
         if isinstance(index, slice):

@@ -158,16 +158,19 @@ def vqa_compute_metrics(tokenizer, examples: Sequence | None = None) -> Callable
     also returns ``vqa_accuracy``, from each example's annotator ``answers`` when it has them, else
     from its soft ``label``.
     """
+    # read once: a VQADataset's questions hold the answers without the region features its examples read
+    keys = None if examples is None else [(q.answers, q.label) for q in getattr(examples, "questions", examples)]
+
     def compute_metrics(eval_pred) -> dict[str, float]:
         predictions, label_ids = eval_pred[0], eval_pred[1]
         preds, refs = decode(tokenizer, predictions), decode(tokenizer, label_ids)
         out = {"exact_match": float(np.mean([exact_match(p, r) for p, r in zip(preds, refs)]))}
-        if examples is not None:
-            if len(examples) != len(preds):
-                raise DataError(f"compute_metrics: {len(preds)} predictions but {len(examples)} examples: "
+        if keys is not None:
+            if len(keys) != len(preds):
+                raise DataError(f"compute_metrics: {len(preds)} predictions but {len(keys)} examples: "
                                 "expected the evaluation dataset the Trainer evaluated, in its order")
-            scores = [vqa_accuracy(p, ex.answers) if ex.answers else soft_score(p, ex.label)
-                      for p, ex in zip(preds, examples)]
+            scores = [vqa_accuracy(p, answers) if answers else soft_score(p, label)
+                      for p, (answers, label) in zip(preds, keys)]
             out["vqa_accuracy"] = float(np.mean(scores))
         return out
 
@@ -184,13 +187,15 @@ def caption_compute_metrics(tokenizer, examples: Sequence) -> Callable[[object],
     Without pycocoevalcap it warns once and returns ``exact_match`` alone.
     """
     warned = []
+    # read once, not at every evaluation: a CaptionDataset gives them without reading region features
+    refs = examples.references() if callable(getattr(examples, "references", None)) else \
+        [tuple(ex.references) or (ex.answer,) for ex in examples]
 
     def compute_metrics(eval_pred) -> dict[str, float]:
         preds = decode(tokenizer, eval_pred[0])
-        if len(examples) != len(preds):
-            raise DataError(f"compute_metrics: {len(preds)} captions but {len(examples)} images: expected the "
+        if len(refs) != len(preds):
+            raise DataError(f"compute_metrics: {len(preds)} captions but {len(refs)} images: expected the "
                             "evaluation dataset the Trainer evaluated, one example per image, in its order")
-        refs = [tuple(ex.references) or (ex.answer,) for ex in examples]
         out = {"exact_match": float(np.mean([max(exact_match(p, r) for r in rs) for p, rs in zip(preds, refs)]))}
         if caption_scorers() is None:
             if not warned:  # once per run, not once per evaluation

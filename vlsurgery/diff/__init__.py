@@ -56,21 +56,13 @@ only ever added within a version::
     }
 """
 
-import sys
-import types
-
 from vlsurgery.diff.compute import diff
 from vlsurgery.diff.model import Diff, FieldChange, SiteChange, SpecChange
 from vlsurgery.diff.render import SCHEMA, diff_dict, render_markdown, render_text
+from vlsurgery.lazy import callable_package
 
 
-class _CallablePackage(types.ModuleType):
-    def __call__(self, a, b, backbone=None) -> Diff:
-        """What changed from design ``a`` to design ``b`` and what it costs: :func:`diff`."""
-        return diff(a, b, backbone)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+callable_package(__name__, diff)  # vlsurgery.diff(...) is diff(...)
 
 __all__ = ["Diff", "FieldChange", "SCHEMA", "SiteChange", "SpecChange", "diff", "diff_dict", "render_markdown",
            "render_text"]

@@ -3,15 +3,13 @@
     draw(spec, backbone=None, other=None) -> str        # SVG text; other: a second design, diffed
     draw_html(...) -> str                               # the same inside an HTML page
 
-Works from the plan (no torch, no weights); see :mod:`vlsurgery.draw.svg` for the layout.
+Works from the plan (no torch, no weights); see :mod:`vlsurgery.draw.layout` for the layout.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-
-from vlsurgery.draw.svg import html, svg
+from vlsurgery.draw.layout import html, svg
+from vlsurgery.lazy import callable_package
 
 
 def _designs(spec, backbone, other):
@@ -41,12 +39,6 @@ def draw_html(spec, backbone=None, other=None) -> str:
     return html(designs, d, title=" vs ".join(t for t, _, _ in designs))
 
 
-class _CallablePackage(types.ModuleType):
-    def __call__(self, spec, backbone=None, other=None) -> str:
-        """SVG text of a design (with ``other``: two, diffed): :func:`draw`."""
-        return draw(spec, backbone, other)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+callable_package(__name__, draw)  # vlsurgery.draw(...) is draw(...)
 
 __all__ = ["draw", "draw_html", "html", "svg"]

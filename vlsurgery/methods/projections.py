@@ -2,13 +2,14 @@
 
 Both compute ``h = x W^T + b`` with W of shape (d_out, d_in) in nn.Linear's layout; ``Conv1D``
 (GPT-2) stores the same map with its weight transposed, ``(d_in, d_out)``, and computes
-``x @ weight + bias``.  Sites never look at the weight, so they work on either; merging does, and
-reads and writes the weight through :func:`linear_weight` / :func:`set_linear_weight`, which always
-speak nn.Linear's layout.
+``x @ weight + bias``.  Sites never look at the weight, so they work on either; merging and
+LoRA's initialisation do, and read it through :func:`linear_weight`, which always speaks
+nn.Linear's layout (merging transposes its folded weight back itself, see ``checkpoint.merge``).
 
 A site may also own only a slice of a projection's output columns (GPT-2's fused ``c_attn``
-computes ``[q | k | v]``; a site on ``q`` changes columns ``[0, d)``): :func:`apply_on_columns`
-runs the site on those columns of h and leaves the others untouched, bit for bit.
+computes ``[q | k | v]``; a site on ``q`` changes columns ``[0, d)``): :func:`apply_sites` runs
+each site on its columns of h and leaves the others untouched, bit for bit, with one
+concatenation for all the sliced sites of a projection (not one copy of h per site).
 """
 
 from __future__ import annotations
@@ -53,18 +54,40 @@ def linear_weight(module) -> torch.Tensor:
     return module.weight.t() if is_transposed(module) else module.weight
 
 
-@torch.no_grad()
-def set_linear_weight(module, weight: torch.Tensor) -> None:
-    """Copy a (d_out, d_in) weight into the module, in its own layout and dtype."""
-    target = module.weight
-    target.copy_((weight.t() if is_transposed(module) else weight).to(dtype=target.dtype, device=target.device))
+def apply_sites(sites, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """h after each ``(site, columns)`` of ``sites`` in order: ``site(x, h)`` on the whole output
+    (columns None) or ``site(x, h[..., start:stop])`` on its column slice, the other columns as they
+    were.  Each slice is cut once and chained through the sites on it; the results are written
+    back with a single ``torch.cat`` (none without column sites), before any whole-output site or
+    a site on an overlapping but different slice, which must see them."""
+    # start -> (stop, current value) of each slice not yet written back into h; disjoint slices,
+    # keyed by an int so that torch.compile can sort them (it cannot sort tuples)
+    pending: dict[int, tuple[int, torch.Tensor]] = {}
+    for site, columns in sites:
+        if columns is None:
+            h, pending = _write_back(h, pending), {}
+            h = site(x, h)
+            continue
+        start, stop = columns
+        same = start in pending and pending[start][0] == stop
+        if not same and any(start < end and begin < stop for begin, (end, _) in pending.items()):
+            h, pending = _write_back(h, pending), {}
+            same = False
+        pending[start] = (stop, site(x, pending[start][1] if same else h[..., start:stop]))
+    return _write_back(h, pending)
 
 
-def apply_on_columns(site, x: torch.Tensor, h: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """h with columns [start, stop) replaced by ``site(x, h[..., start:stop])``; other columns as they were."""
-    return torch.cat((h[..., :start], site(x, h[..., start:stop]), h[..., stop:]), dim=-1)
-
-
-def describe_columns(columns) -> str:
-    """``[0:32]`` for a column slice, ``""`` for the whole output."""
-    return "" if columns is None else f"[{columns[0]}:{columns[1]}]"
+def _write_back(h: torch.Tensor, pending: dict) -> torch.Tensor:
+    """h with each (disjoint) slice of ``pending`` replaced by its value: one concatenation."""
+    if not pending:
+        return h
+    pieces, at = [], 0
+    for start in sorted(pending):
+        stop, value = pending[start]
+        if at < start:
+            pieces.append(h[..., at:start])
+        pieces.append(value)
+        at = stop
+    if at < h.shape[-1]:
+        pieces.append(h[..., at:])
+    return torch.cat(pieces, dim=-1)

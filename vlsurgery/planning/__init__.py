@@ -27,14 +27,28 @@ from vlsurgery.planning.counting import Count, SiteCount, count_plan
 from vlsurgery.planning.model import Plan, PlannedSite
 
 
+def names_a_file(spec) -> bool:
+    """Whether ``spec`` names a spec file (a path, ``lib:NAME``, a one-line string ending in
+    ``.vls``/``.yaml``/``.yml`` or naming an existing file) rather than being spec text; every
+    entry point that takes either (count, plan, search) decides with this one rule."""
+    return isinstance(spec, os.PathLike) or (isinstance(spec, str) and bool(spec.strip()) and "\n" not in spec and (
+        spec.startswith("lib:") or Path(spec).suffix in (".vls", ".yaml", ".yml") or _exists(spec)))
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL: text, not a path
+        return False
+
+
 def load_spec(spec):
     """A Spec from a Spec, a path or a library name ``lib:NAME`` (``extends`` merged), or spec text."""
     from vlsurgery.spec import Spec, load, parse
 
     if isinstance(spec, Spec):
         return spec
-    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and spec.strip() and "\n" not in spec and (
-            spec.startswith("lib:") or Path(spec).suffix in (".vls", ".yaml", ".yml") or Path(spec).exists())):
+    if names_a_file(spec):
         return load(spec)
     if isinstance(spec, (str, bytes)):
         parsed = parse(spec)
@@ -59,4 +73,4 @@ def count(spec, backbone=None) -> Count:
     return count_plan(plan(spec, backbone))
 
 
-__all__ = ["Count", "Plan", "PlannedSite", "SiteCount", "count", "count_plan", "load_spec", "plan"]
+__all__ = ["Count", "Plan", "PlannedSite", "SiteCount", "count", "count_plan", "load_spec", "names_a_file", "plan"]

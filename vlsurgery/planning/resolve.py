@@ -43,15 +43,19 @@ class _State:
 # statements -> per-site states (the override rule)
 
 
-
-
-def _targets(address, profile, named: dict, backbone: str, issues: Problems) -> list[Slot]:
-    """The slots an address names on this backbone (a problem in ``issues`` when none)."""
+def targets(address, profile, named: dict, backbone: str, issues: Problems) -> list[Slot]:
+    """The sites an address names on this backbone, each once, in model order (a problem in
+    ``issues`` when none).  Roles naming one linear (LLaMA's ``in`` and ``gate``) share its site
+    path: the first slot stands for it, so a statement reaches the site once and is counted once."""
     layers = {stack.name: stack.n_layers for stack in profile.stacks}
     names, problem = select(address, profile.roles, layers, backbone)
     if problem is not None:
         issues.add_problem(problem)
-    return [slot for key in names for slot in named.get(key, ())]
+    unique: dict[str, Slot] = {}
+    for key in names:
+        for slot in named.get(key, ()):
+            unique.setdefault(slot.path, slot)
+    return list(unique.values())
 
 
 def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tuple[dict, set, set, dict]:
@@ -60,9 +64,9 @@ def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tup
     matched_any: set[int] = set()
     vacuous_none: set[int] = set()
     for index, stmt in enumerate(statements):
-        targets = _targets(stmt.target, profile, named, bb, issues)
-        if targets and (stmt.method is None or any(t.kind in METHOD_PARAMS.get(stmt.method, ((), ()))[1]
-                                                   for t in targets)):
+        sites = targets(stmt.target, profile, named, bb, issues)
+        if sites and (stmt.method is None or any(t.kind in METHOD_PARAMS.get(stmt.method, ((), ()))[1]
+                                                 for t in sites)):
             matched_any.add(index)
         removed_something = False
         if stmt.method is not None and stmt.method not in METHOD_PARAMS:
@@ -70,7 +74,7 @@ def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tup
             issues.add(f"unknown method '{stmt.method}'", stmt.span, expected="one of " + ", ".join(METHOD_PARAMS),
                        hint=f"did you mean '{guess}'?" if guess else None)
             continue
-        for slot in targets:
+        for slot in sites:
             method = stmt.method
             if method is not None and slot.kind not in METHOD_PARAMS[method][1]:
                 allowed = METHOD_PARAMS[method][1]
@@ -104,7 +108,7 @@ def _apply(statements: tuple[Statement, ...], profile, named, bb, issues) -> tup
                         current.values.pop(key, None)
                 current.values.update(given)
                 current.contributors.append(index)
-        if stmt.method == "none" and targets and not removed_something:
+        if stmt.method == "none" and sites and not removed_something:
             vacuous_none.add(index)
     return states, matched_any, vacuous_none, replaced_by
 
@@ -180,6 +184,17 @@ def _site(slot: Slot, state: _State, statements, issues: Problems) -> PlannedSit
     shared = tuple(sorted(entry.shared(hp, slot.dims).items()))
     return PlannedSite(**vars(slot), method=state.method, params=hp, trainable=entry.count(hp, slot.dims),
                        shared=shared, statements=tuple(state.contributors))
+
+
+def configure(slot: Slot, stmt: Statement, issues: Problems) -> PlannedSite | None:
+    """What one statement alone makes of an empty slot (the override rule's first step), finalised
+    and counted; None when it places nothing there (``none``, an unknown method, a method that
+    does not go on this kind of site) or when its parameters have a problem (in ``issues``).
+    The search counts a statement no other statement touches with it (search/fast.py)."""
+    method = stmt.method or DEFAULT_METHOD
+    if method == "none" or method not in METHOD_PARAMS or slot.kind not in METHOD_PARAMS[method][1]:
+        return None
+    return _site(slot, _State(method, {p.key: p for p in stmt.params}, [0]), (stmt,), issues)
 
 
 def _stmt_span(statements, state: _State):

@@ -183,6 +183,11 @@ class Profile:
     def stack_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.stacks)
 
+    @property
+    def decoder_only(self) -> bool:
+        """Whether the backbone is decoder-only (LLaMA, GPT-2): it has no encoder stack."""
+        return self.stack("encoder") is None
+
     @cached_property
     def roles(self) -> Roles:
         """The exact address vocabulary of this config."""

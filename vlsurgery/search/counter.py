@@ -53,6 +53,16 @@ class _Group:
     memo: dict
 
 
+def _reason(error: VLSurgeryError) -> str:
+    """One line saying why a member does not plan: its first problem and where it is (a spec
+    error's first line only counts them, "3 problems in spec")."""
+    problems = getattr(error, "errors", ())
+    if problems:
+        first = problems[0]
+        return f"{first.span}: {first.message}" if first.span else first.message
+    return str(error).split("\n", 1)[0]
+
+
 def _refs(params) -> set[str]:
     return {p.value.name for p in params if isinstance(p.value, Ref)}
 
@@ -134,7 +144,7 @@ class Counter:
         try:
             plan = resolve(part, self.backbone)
         except VLSurgeryError as e:
-            return str(e).split("\n", 1)[0]
+            return _reason(e)
         return sum(s.trainable for s in plan.sites), plan.shared
 
     def _rest(self, idx):
@@ -142,7 +152,7 @@ class Counter:
         try:
             count = count_plan(resolve(replace(member, statements=()), self.backbone))
         except VLSurgeryError as e:
-            return str(e).split("\n", 1)[0]
+            return _reason(e)
         projector = count.projector if count.projector_trainable else 0
         return count.base_trainable + projector, count.base + count.projector
 

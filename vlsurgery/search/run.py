@@ -18,6 +18,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from vlsurgery.errors import UsageError
+from vlsurgery.planning import names_a_file
 from vlsurgery.search.budget import Preference, parse_budget, parse_preference
 from vlsurgery.search.counter import Counter, MemberCount
 from vlsurgery.spec.ir import Spec
@@ -76,11 +77,11 @@ def as_space(space) -> Space:
         return space
     if isinstance(space, Spec):
         return Space.of(space)
-    if isinstance(space, str) and "\n" not in space and ("(" not in space or space.endswith((".vls", ".yaml", ".yml"))):
+    if names_a_file(space):  # the rule `count` and `plan` use
         return load_space(space)
     if isinstance(space, (str, bytes)):
         return parse_space(space)
-    return load_space(space)
+    raise UsageError(f"expected a Space, a Spec, a path or spec text, got {type(space).__name__}")
 
 
 def search_space(space, backbone=None, *, budget=None, minimum=None, top: int | None = None,

@@ -21,6 +21,9 @@ from math import prod
 from vlsurgery.errors import Problem, Span, span_field
 from vlsurgery.spec.ir import Address, Param, Spec, _sorted_params
 
+#: Options one choice may have (docs/limits.md); an address's segment choices multiply.
+MAX_OPTIONS = 256
+
 
 @dataclass(frozen=True)
 class Option:

@@ -9,10 +9,12 @@ four addresses).  See docs/language.md, "Design spaces".
 
 from __future__ import annotations
 
+import math
+
 from lark import v_args
 
-from vlsurgery.errors import Span
-from vlsurgery.spec.choice import Choice, Option
+from vlsurgery.errors import Problem, Span
+from vlsurgery.spec.choice import MAX_OPTIONS, Choice, Option
 from vlsurgery.spec.ir import Address, Segment
 
 
@@ -32,6 +34,17 @@ class ChoiceRules:
 
     BAD = object()  # a value that was reported as out of range (shared with the reader)
 
+    def _too_many(self, parts, span) -> bool:
+        """Whether the combinations of ``parts`` exceed a choice's bound (then reported): counted
+        before they are built, since each segment choice multiplies them."""
+        n = math.prod(len(options_of(p)) for p in parts)
+        if n <= MAX_OPTIONS:
+            return False
+        self.problems.append(Problem(f"an address with {n:,} combinations of its choices", span,
+                                     expected=f"at most {MAX_OPTIONS} options per choice (docs/limits.md)",
+                                     hint="split it into several statements"))
+        return True
+
     @v_args(meta=True)
     def name_choice(self, meta, children):
         return Choice(tuple((str(c),) for c in children), span=_span(self.source, meta))
@@ -46,11 +59,14 @@ class ChoiceRules:
     @v_args(meta=True)
     def option(self, meta, children):
         method, *params = children
-        return Option(None if method is None else str(method), tuple(p for p in params if p is not None),
-                      span=_span(self.source, meta))
+        if None in params:  # a value out of range, reported: not an empty option (space.py checks those)
+            return self.BAD
+        return Option(None if method is None else str(method), tuple(params), span=_span(self.source, meta))
 
     @v_args(meta=True)
     def method_choice(self, meta, children):
+        if self.BAD in children:  # reported; the statement stands without a method (the spec is never used)
+            return None
         return Choice(tuple(children), span=_span(self.source, meta))
 
     @v_args(meta=True)
@@ -64,6 +80,8 @@ class ChoiceRules:
     def segment(self, meta, children):
         names, layers = children
         span = _span(self.source, meta)
+        if self._too_many((names, layers), span):  # reported; the spec is never used
+            return Segment(options_of(names)[0], options_of(layers)[0], span=span)
         if isinstance(names, Choice) or isinstance(layers, Choice):  # expanded by address()
             return Choice(tuple(Segment(n, lay, span=span) for n in options_of(names) for lay in options_of(layers)),
                           span=span)
@@ -74,6 +92,8 @@ class ChoiceRules:
         span = _span(self.source, meta)
         if not any(isinstance(c, Choice) for c in children):
             return Address(tuple(children), span=span)
+        if self._too_many(children, span):  # reported; the spec is never used
+            return Address(tuple(options_of(c)[0] for c in children), span=span)
         options = [()]
         for c in children:
             options = [o + (seg,) for o in options for seg in options_of(c)]

@@ -22,12 +22,11 @@ import math
 from dataclasses import dataclass, replace
 
 from vlsurgery.errors import Problem
-from vlsurgery.spec.choice import Choice, Option, choices_of, has_choices, space_problem
+from vlsurgery.spec.choice import MAX_OPTIONS, Choice, Option, choices_of, has_choices, space_problem
 from vlsurgery.spec.ir import Param, Spec, Statement
 from vlsurgery.spec.validate import validate
 
 MAX_AXES = 32
-MAX_OPTIONS = 256
 MAX_MEMBERS = 10 ** 9
 
 
@@ -124,11 +123,12 @@ def structure_problems(spec: Spec) -> list[Problem]:
                                expected=f"at most {MAX_OPTIONS} options per choice (docs/limits.md)"))
         seen = set()
         for o in choice.options:
-            if o in seen:
+            key = (type(o), o)  # by type too: True == 1 in Python, but r=(true|1) are two options
+            if key in seen:
                 out.append(Problem(f"an option is listed twice in this choice ({label})", choice.span,
                                    expected="each option once"))
                 break
-            seen.add(o)
+            seen.add(key)
         for o in choice.options:
             for p in getattr(o, "params", ()):
                 if isinstance(p.value, Choice):
@@ -137,6 +137,12 @@ def structure_problems(spec: Spec) -> list[Problem]:
                                        hint="or move the choice after the parentheses: (adapter | compacter) r=(8|16)"))
     for s in spec.statements:
         if isinstance(s.method, Choice):
+            if any(o.method is None and not o.params for o in s.method.options):
+                # it would silently mean "keep the site's method" (the default adapter on an
+                # empty site); no method here is spelled `none`
+                out.append(Problem("an empty option in a method choice", s.method.span,
+                                   expected="a method, parameters, or `none`",
+                                   hint="write `none` for no method, e.g. (none | lite r=4)"))
             outer = {p.key for p in s.params}
             for o in s.method.options:
                 both = sorted(outer & {p.key for p in o.params})

@@ -7,10 +7,11 @@
 
 :mod:`.recipes` reads and checks recipes (``recipes/`` at the top of the repository),
 :mod:`.trainer` is the ``Seq2SeqTrainer`` whose checkpoints are PET checkpoints (:mod:`.causal`: its
-collator and evaluation for decoder-only backbones), :mod:`.data` the
-shapes task or a VQA directory, :mod:`.run` puts them together, :mod:`.answering` gives a
-model's answers as text (:func:`answers`, to compare models question by question).  See docs/training.md.  Importing
-this package does not import torch; :func:`train` does.
+collator and evaluation for decoder-only backbones), :mod:`.data` the data a run trains on (the
+shapes task, a VQA directory or a captioning directory; for seq2seq and decoder-only backbones
+alike), :mod:`.run` puts them together, :mod:`.answering` gives a model's answers as text
+(:func:`answers`, to compare models question by question).  See docs/training.md.  Importing this
+package does not import torch; :func:`train` does.
 """
 
 

@@ -1,4 +1,4 @@
-"""Training decoder-only designs: causal-LM collation, and evaluation by greedy decoding.
+"""Training decoder-only designs: causal-LM collation, and evaluation by answering after the question.
 
 A decoder-only backbone (a profile with no ``encoder`` stack: LLaMA, Qwen2, GPT-2) reads the
 question and writes the answer in one sequence.  :class:`CausalCollator` builds that sequence,
@@ -19,33 +19,21 @@ last real token must sit in the last column; the positions count real tokens onl
 row is computed exactly as it would be alone, in training and in decoding alike.
 
 :class:`CausalPETTrainer` evaluates by answering: it cuts each row back to its question
-(:func:`question_inputs`), decodes the answer, and hands the answer ids and the labels' answer
-ids to the same ``compute_metrics`` as the encoder-decoder path.  With ``beams`` 1 (the default)
-it decodes greedily, stepping the KV cache by hand (:func:`greedy_answers`): this needs nothing
-of ``generate()`` beyond a forward pass, so it works whatever ``generate`` accepts, and the tests
-check it gives the tokens of ``generate(do_sample=False)`` and of recomputing the whole sequence
-at every step.  With ``beams`` > 1 it calls ``generate(num_beams=...)`` with the visual inputs
-(:func:`beam_answers`); a transformers whose ``generate`` refuses them is a :class:`UsageError`.
+(:func:`question_inputs`), decodes the answer with ``generate(num_beams=..., do_sample=False)`` and
+the visual inputs (:func:`generated_answers`; the compiled model's forward names them, so
+``generate`` passes them on: :mod:`vlsurgery.compiler.causal_prefix`), and hands the answer ids
+and the labels' answer ids to the same ``compute_metrics`` as the encoder-decoder path.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-
 import torch
 
-from vlsurgery.data.collate import VLCollator, as_example
+from vlsurgery.data.collate import VLCollator
 from vlsurgery.data.example import DataError
-from vlsurgery.errors import UsageError
 from vlsurgery.training.trainer import PETTrainer
 
 VISUAL_KEYS = ("vis_feats", "vis_boxes", "vis_image_ids")
-
-
-def is_decoder_only(profile) -> bool:
-    """Whether a backbone's profile describes a decoder-only model: it has no encoder stack."""
-    return profile.stack("encoder") is None
 
 
 def _left_pad(rows: list[list[int]], fill: int) -> torch.Tensor:
@@ -120,70 +108,12 @@ def answer_labels(labels: torch.Tensor, label_pad: int = -100) -> torch.Tensor:
     return torch.tensor([r + [label_pad] * (width - len(r)) for r in rows], dtype=torch.long, device=labels.device)
 
 
-@torch.no_grad()
-def greedy_answers(model, inputs: dict, *, max_new_tokens: int, eos_id: int, pad_id: int) -> torch.Tensor:
-    """Greedy continuation of left-padded ``inputs`` (input_ids, attention_mask, position_ids, visual
-    keys), stepping the KV cache by hand: ``(B, n)`` new token ids, ``pad_id`` after each row's ``eos_id``.
-
-    The first call sees the visual inputs (the compiled model prepends the prefix tokens and caches
-    them); later calls feed one token each, the text-only attention mask grown by one column (the
-    model adds the prefix's columns itself) and the next text position.
-    """
-    visual = {k: inputs[k] for k in VISUAL_KEYS if inputs.get(k) is not None}
-    # transformers 5 renamed past_key_values to cache (the old name still works, with a warning)
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    step_ids, mask, positions = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
-    cache, tokens = None, []
-    done = torch.zeros(step_ids.shape[0], dtype=torch.bool, device=step_ids.device)
-    for step in range(max_new_tokens):
-        extra = visual if cache is None else {cache_kw: cache}
-        out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True, **extra)
-        cache = getattr(out, cache_kw)
-        token = out.logits[:, -1].argmax(-1).masked_fill(done, pad_id)
-        tokens.append(token)
-        done |= token == eos_id
-        if bool(done.all()):
-            break
-        step_ids, positions = token[:, None], positions[:, -1:] + 1
-        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-    return torch.stack(tokens, dim=1)
-
-
-def beam_answers(model, inputs: dict, *, max_new_tokens: int, beams: int) -> torch.Tensor:
-    """Beam-search answers through ``generate()`` (where it accepts the visual inputs): the new tokens only."""
+def generated_answers(model, inputs: dict, *, max_new_tokens: int, beams: int, pad_id: int) -> torch.Tensor:
+    """The new tokens of ``generate()`` (greedy or beam search) after left-padded question ``inputs``
+    (:func:`question_inputs`, visual keys included): ``(B, n)``, ``pad_id`` after each row's end."""
     given = {k: v for k, v in inputs.items() if k != "position_ids"}  # generate computes positions itself
-    try:
-        ids = model.generate(**given, max_new_tokens=max_new_tokens, num_beams=beams, do_sample=False)
-    except ValueError as exc:
-        if "model_kwargs" not in str(exc):
-            raise
-        raise UsageError(f"beams={beams}: beam search on a decoder-only design needs generate() to accept the "
-                         "visual inputs, which this model's generate() refuses; evaluate with beams=1 (greedy "
-                         "decoding, stepped by vlsurgery)") from None
+    ids = model.generate(**given, max_new_tokens=max_new_tokens, num_beams=beams, do_sample=False, pad_token_id=pad_id)
     return ids[:, inputs["input_ids"].shape[1]:]
-
-
-def causal_answers(model, tokenizer, examples, *, prompt: str = "vqa:", max_new_tokens: int = 8,
-                   batch_size: int = 100) -> list[str]:
-    """Greedy answers of a decoder-only ``model`` to ``examples``, as text (see
-    :func:`vlsurgery.training.answers`, which calls this for decoder-only models)."""
-    from vlsurgery.data.metrics import decode
-
-    collate = CausalCollator(tokenizer, prompt=prompt)
-    device = next(model.parameters()).device
-    was_training, out = model.training, []
-    model.eval()
-    try:
-        for start in range(0, len(examples), batch_size):
-            chunk = [as_example(item, i) for i, item in enumerate(examples[start:start + batch_size])]
-            batch = collate([dataclasses.replace(ex, answer=None) for ex in chunk])  # the questions alone
-            batch = {k: v.to(device) for k, v in batch.items()}
-            ids = greedy_answers(model, batch, max_new_tokens=max_new_tokens + 1,
-                                 eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
-            out += decode(tokenizer, ids.cpu())
-    finally:
-        model.train(was_training)
-    return out
 
 
 class CausalPETTrainer(PETTrainer):
@@ -205,23 +135,17 @@ class CausalPETTrainer(PETTrainer):
         max_new = settings.get("max_new_tokens") or settings.get("max_length") or self.args.generation_max_length or 9
         beams = settings.get("num_beams") or self.args.generation_num_beams or 1
         inputs = self._prepare_inputs(inputs)
-        tokenizer = self.processing_class
-        pad_id = tokenizer.pad_token_id
+        pad_id = self.processing_class.pad_token_id
         question = question_inputs(inputs, pad_id)
         inner = self.accelerator.unwrap_model(model, keep_torch_compile=False)
         was_training = inner.training
         inner.eval()
         try:
             with torch.no_grad():
-                if beams > 1:
-                    ids = beam_answers(inner, question, max_new_tokens=max_new, beams=beams)
-                else:
-                    ids = greedy_answers(inner, question, max_new_tokens=max_new, eos_id=tokenizer.eos_token_id,
-                                         pad_id=pad_id)
+                ids = generated_answers(inner, question, max_new_tokens=max_new, beams=beams, pad_id=pad_id)
         finally:
             inner.train(was_training)
         return loss, ids, answer_labels(inputs["labels"])
 
 
-__all__ = ["CausalCollator", "CausalPETTrainer", "answer_labels", "beam_answers", "causal_answers", "greedy_answers",
-           "is_decoder_only", "question_inputs"]
+__all__ = ["CausalCollator", "CausalPETTrainer", "answer_labels", "generated_answers", "question_inputs"]

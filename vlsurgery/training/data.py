@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlsurgery.data import (CaptionDataset, DataError, RegionFeatures, VQADataset, caption_compute_metrics,
-                            make_shapes_task, shapes_tokenizer, vqa_compute_metrics, word_tokenizer)
+                            make_shapes_task, vqa_compute_metrics, word_tokenizer)
 from vlsurgery.data.annotations import (CAPTION_LAYOUT, KARPATHY_SPLITS, VQA_LAYOUT, load_json, parse_captions,
                                         parse_vqa)
 from vlsurgery.data.metrics import INSTALL_SCORERS, exact_match, normalize_answer, vqa_accuracy
 
 DATA_FILES = ("train.json", "val.json", "features.h5")
-VQA_FILES = DATA_FILES  # the name the VQA-only version had
 SHAPES = "shapes"
 CAPTION_PROMPT = "caption:"  # the reference's captioning prompt
 EITHER_LAYOUT = f"VQA questions ({VQA_LAYOUT}) or COCO captions ({CAPTION_LAYOUT})"
@@ -48,14 +47,17 @@ class RunData:
     eval: object
     prompt: str
     chance: float
-    words: list | None = None  # texts for a word tokenizer
+    words: list | None = None  # texts for a word tokenizer (the prompt's words come from tokenizer())
     task: object = None
     kind: str = "vqa"
 
-    def tokenizer(self, style: str):
-        if self.task is not None:
-            return shapes_tokenizer(self.task, style=style)
-        return word_tokenizer(self.words, style=style)
+    def tokenizer(self, style: str, prompt: str | None = None):
+        """A word tokenizer over the data's texts and the prompt (``prompt``, default the data's own),
+        whose words would otherwise read as <unk>."""
+        prompt = self.prompt if prompt is None else prompt
+        if self.task is not None:  # shapes_tokenizer's words and visual rows (a region per grid cell)
+            return word_tokenizer([prompt, *self.task.words()], style=style, visual_tokens=self.task.grid ** 2)
+        return word_tokenizer([prompt, *self.words], style=style)
 
     def prompt_for(self, ours: dict) -> str:
         """The task prompt: the recipe's ``caption_prompt`` for captions, its ``prompt`` for questions,
@@ -73,18 +75,18 @@ class RunData:
             return caption_compute_metrics(tokenizer, self.eval)
         return vqa_compute_metrics(tokenizer, self.eval)
 
-    def headline(self, metrics: dict, chance: float) -> str:
+    def headline(self, metrics: dict) -> str:
         """One line for the end of a run: the validation scores against chance."""
         if self.kind != "caption":
             acc = metrics.get("eval_vqa_accuracy")
-            return (f"validation accuracy {acc:.1%} vs chance {chance:.1%} (majority answer per question type)"
+            return (f"validation accuracy {acc:.1%} vs chance {self.chance:.1%} (majority answer per question type)"
                     if acc is not None else "no validation")
         if "eval_exact_match" not in metrics:
             return "no validation"
         scores = (f"BLEU-4 {metrics['eval_bleu4']:.4f}, CIDEr {metrics['eval_cider']:.4f}, "
                   if "eval_bleu4" in metrics else f"(BLEU-4 and CIDEr need pycocoevalcap: {INSTALL_SCORERS}) ")
         return (f"validation captions: {scores}exact match {metrics['eval_exact_match']:.1%} "
-                f"vs chance {chance:.1%} (the most frequent training caption)")
+                f"vs chance {self.chance:.1%} (the most frequent training caption)")
 
 
 def shapes_data(feat_dim: int, *, seed: int = 0, train_size: int | None = None,
@@ -138,7 +140,8 @@ def directory_data(directory) -> RunData:
 def vqa_data(directory, train_json=None, val_json=None) -> RunData:
     """A VQA directory's run data (the JSON already parsed may be passed in)."""
     directory = Path(directory)
-    _check_directory(directory)
+    if train_json is None or val_json is None:  # directory_data has checked it already
+        _check_directory(directory)
     train_path, val_path = directory / "train.json", directory / "val.json"
     train_q = parse_vqa(load_json(train_path, VQA_LAYOUT) if train_json is None else train_json, train_path)
     val_q = parse_vqa(load_json(val_path, VQA_LAYOUT) if val_json is None else val_json, val_path)
@@ -148,17 +151,19 @@ def vqa_data(directory, train_json=None, val_json=None) -> RunData:
     majority = Counter(q.answer for q in train_q).most_common(1)
     guess = majority[0][0] if majority else ""
     chance = sum(vqa_accuracy(guess, q.answers) if q.answers else q.label.get(guess, 0.0) for q in val_q)
-    words = ["vqa:"] + [q.question for q in (*train_q, *val_q)]  # the prompt too, or it reads as <unk>
+    words = [q.question for q in (*train_q, *val_q)]
     words += [a for q in (*train_q, *val_q) for a in (*q.answers, *q.label)]
     return RunData(str(directory), train, evaluation, "vqa:", chance / max(1, len(val_q)), words=words, kind="vqa")
 
 
-def _split_images(images, role: str, path: Path):
-    """The images of ``role`` (``train``/``val``) when the file holds several Karpathy splits, else all
-    of them; images without any caption are left out (nothing to learn from or score against)."""
+def _split_images(data, role: str, path: Path):
+    """The images of the parsed caption JSON ``data``: those of ``role`` (``train``/``val``) when the
+    file holds several Karpathy splits, else all of them; images without any caption are left out
+    (nothing to learn from or score against)."""
+    images = parse_captions(data, path)
     splits = {im.split for im in images if im.split}
-    if len(splits) > 1:
-        images = [im for im in images if im.split in KARPATHY_SPLITS[role]]
+    if len(splits) > 1:  # the whole dataset_coco.json: keep the role's splits
+        images = parse_captions(data, path, split=role)
     images = [im for im in images if im.captions]
     if not images:
         wanted = "/".join(KARPATHY_SPLITS[role])
@@ -174,13 +179,12 @@ def caption_data(directory, train_json, val_json) -> RunData:
     example per validation image (its first reference as the label, every reference for scoring)."""
     directory = Path(directory)
     train_path, val_path = directory / "train.json", directory / "val.json"
-    train_images = _split_images(parse_captions(train_json, train_path), "train", train_path)
-    val_images = _split_images(parse_captions(val_json, val_path), "val", val_path)
+    train_images = _split_images(train_json, "train", train_path)
+    val_images = _split_images(val_json, "val", val_path)
     store = RegionFeatures(directory / "features.h5")
     train = CaptionDataset(train_images, store, source=str(train_path))
     evaluation = CaptionDataset(val_images, store, per_caption=False, answer_first=True, source=str(val_path))
     common = Counter(normalize_answer(c) for im in train_images for c in im.captions).most_common(1)[0][0]
     chance = sum(max(exact_match(common, c) for c in im.captions) for im in val_images) / len(val_images)
-    # the prompt's words too, or a word tokenizer reads the prompt as <unk>
-    words = [CAPTION_PROMPT] + [c for im in (*train_images, *val_images) for c in im.captions]
+    words = [c for im in (*train_images, *val_images) for c in im.captions]
     return RunData(str(directory), train, evaluation, CAPTION_PROMPT, chance, words=words, kind="caption")

@@ -43,7 +43,7 @@ class TrainRun:
         return self.metrics.get("eval_vqa_accuracy")
 
     def summary(self) -> str:
-        head = self.data.headline(self.metrics, self.chance)  # VQA accuracy, or caption BLEU-4/CIDEr
+        head = self.data.headline(self.metrics)  # VQA accuracy, or caption BLEU-4/CIDEr
         return f"{head}\ntrained for {self.result.global_step} steps; PET checkpoint: {self.checkpoint}"
 
 
@@ -58,22 +58,21 @@ def _spec_source(spec):
     return spec
 
 
-def _model_and_tokenizer(the_plan, backbone, data: RunData, seed: int, dropout):
+def _model_and_tokenizer(the_plan, backbone, data: RunData, seed: int, dropout, prompt: str):
     """A backbone model and a tokenizer that fits the data; a preset gets a random model whose vocab
-    is the task's tokenizer (``fit_config``)."""
+    is the task's tokenizer (``fit_config``), ``prompt``'s words included."""
     import torch
     from transformers import AutoTokenizer
 
     from vlsurgery.data import fit_config
     from vlsurgery.profiles.backbone import auto_class, load_model
-    from vlsurgery.training.causal import is_decoder_only
 
     b = the_plan.backbone
     style = "t5" if getattr(b.config, "model_type", "") == "t5" else "bart"
-    if is_decoder_only(the_plan.profile):  # <s> question answer </s> in one sequence (training/causal.py)
+    if the_plan.profile.decoder_only:  # <s> question answer </s> in one sequence (training/causal.py)
         style = "causal"
     if b.model is None and b.preset is not None and b.directory is None:
-        tokenizer = data.tokenizer(style)
+        tokenizer = data.tokenizer(style, prompt)
         config = fit_config(b.config, tokenizer)
         if dropout is not None:
             for key in ("dropout", "dropout_rate", "attention_dropout", "activation_dropout",
@@ -128,7 +127,7 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
     from vlsurgery.compiler.compile import compile
     from vlsurgery.data.collate import VLCollator
     from vlsurgery.planning import plan
-    from vlsurgery.training.causal import CausalCollator, CausalPETTrainer, is_decoder_only
+    from vlsurgery.training.causal import CausalCollator, CausalPETTrainer
     from vlsurgery.training.trainer import PETTrainer
 
     settings = merge({**DEFAULTS, **load_recipe(recipe)}, overrides)
@@ -146,7 +145,8 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
     else:
         run_data = directory_data(data)  # VQA or captions, by what train.json holds
     seed = int(args_kw.get("seed", 0))
-    model, tokenizer = _model_and_tokenizer(the_plan, backbone, run_data, seed, ours["backbone_dropout"])
+    prompt = run_data.prompt_for(ours)
+    model, tokenizer = _model_and_tokenizer(the_plan, backbone, run_data, seed, ours["backbone_dropout"], prompt)
     enable_save_pretrained(compile(source, model, seed=seed))  # save_pretrained also writes the PET checkpoint
     max_len = run_data.answer_length_for(ours) + (1 if model.generation_config.forced_bos_token_id is not None else 0)
     args_kw.update(output_dir=str(output_dir), predict_with_generate=True, generation_num_beams=ours["beams"],
@@ -159,9 +159,8 @@ def build_trainer(spec, data=None, backbone=None, output_dir="vlsurgery-run", re
         args = Seq2SeqTrainingArguments(**args_kw)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"the recipe's training arguments do not fit together: {exc}") from None
-    prompt = run_data.prompt_for(ours)
     trainer_class, collator_class = PETTrainer, VLCollator
-    if is_decoder_only(the_plan.profile):  # causal-LM collation, answers decoded after the question
+    if the_plan.profile.decoder_only:  # causal-LM collation, answers decoded after the question
         trainer_class, collator_class = CausalPETTrainer, CausalCollator
         if tokenizer.pad_token_id is None:  # GPT-2's tokenizer: padding is masked out, any id will do
             tokenizer.pad_token = tokenizer.eos_token

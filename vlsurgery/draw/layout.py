@@ -57,8 +57,21 @@ class _Canvas:
         self.add("text", escape(text), x=x, y=y, **kw)
 
 
+def _chip_roles(sub) -> list[str]:
+    """The roles that get a chip: a role whose linears an earlier role already names (LLaMA's
+    ``in`` after ``gate``) has no site of its own, the earlier role's path stands for it (the
+    ``(linear, columns)`` key of planning/slots.py), so a chip of its own would stay empty."""
+    seen, out = set(), []
+    for role, linears in sub.projections:
+        keys = {(linear, sub.columns_of(role)) for linear in linears}
+        if not keys <= seen:
+            out.append(role)
+        seen |= keys
+    return out
+
+
 def _sublayer_width(sub) -> int:
-    return 64 + (len(sub.projections) + 1) * (CHIP_W + 4)
+    return 64 + (len(_chip_roles(sub)) + 1) * (CHIP_W + 4)
 
 
 def _stack_width(stack) -> int:
@@ -136,7 +149,7 @@ def _layer(c, stack, i, x, y, sites, trained, scale, changes) -> None:
               stroke_dasharray="4 2" if owned else None, stroke_width=2 if owned else 1,
               data_trained=len(owned) if owned else None, class_="sublayer")
         c.text(bx + 4, y + BOX_H / 2 + 4, sub.name, font_size=10)
-        chips = [("LN", None)] + [(role, role) for role, _ in sub.projections]
+        chips = [("LN", None)] + [(role, role) for role in _chip_roles(sub)]
         for k, (name, role) in enumerate(chips):
             cx, cy = bx + 60 + k * (CHIP_W + 4), y + (BOX_H - CHIP_H) / 2
             paths = [p for p in sites if role and p.startswith(f"{stack.name}[{i}].{sub.name}.{role}")
