@@ -30,7 +30,8 @@ def options_of(part) -> tuple:
 
 
 class ChoiceRules:
-    """Transformer rules building :class:`Choice` s; the host class provides ``self.source``."""
+    """Transformer rules building :class:`Choice` s; the host class provides ``self.source``,
+    ``self.problems`` and ``self.limit_problems`` (how many of them are size limits)."""
 
     BAD = object()  # a value that was reported as out of range (shared with the reader)
 
@@ -43,6 +44,7 @@ class ChoiceRules:
         self.problems.append(Problem(f"an address with {n:,} combinations of its choices", span,
                                      expected=f"at most {MAX_OPTIONS} options per choice (docs/limits.md)",
                                      hint="split it into several statements"))
+        self.limit_problems += 1
         return True
 
     @v_args(meta=True)

@@ -96,6 +96,7 @@ class _ToIR(ChoiceRules, Transformer):
         super().__init__()
         self.source = source
         self.problems: list[Problem] = []
+        self.limit_problems = 0  # of self.problems, those of a size limit: well-formed text, not syntax
 
     def _string(self, token: Token) -> str:
         text, complaint = unquote(str(token))
@@ -251,7 +252,8 @@ def parse_dsl(text: str, source: str | None = None, meta: dict | None = None) ->
     trees, problems = _parse_statements(text, seps, source)
     builder = _ToIR(source)
     items = [item for tree in trees for item in builder.transform(tree)]
-    meta["syntax_errors"] = len(problems) + len(builder.problems)  # before _assemble adds its own
+    # before _assemble adds its own; a choice over its size limit is well-formed text, not a syntax error
+    meta["syntax_errors"] = len(problems) + len(builder.problems) - builder.limit_problems
     spec = _assemble(items, source, builder.problems, meta)
     return spec, problems + builder.problems
 
