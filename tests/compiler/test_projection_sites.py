@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from site_references import one_cat_per_site as per_site
 from vlsurgery.methods.projections import apply_sites
 
 
@@ -18,16 +19,6 @@ class Affine(torch.nn.Module):
 
     def forward(self, x, h):
         return h * self.a + x.mean(-1, keepdim=True) * self.b
-
-
-def per_site(sites, x, h):
-    for site, columns in sites:
-        if columns is None:
-            h = site(x, h)
-        else:
-            start, stop = columns
-            h = torch.cat((h[..., :start], site(x, h[..., start:stop]), h[..., stop:]), dim=-1)
-    return h
 
 
 def cats(sites, x, h) -> int:

@@ -14,6 +14,7 @@ model whose weights are edited by hand.
 import pytest
 import torch
 from family_models import batch, fresh_model, perturb_
+from site_references import one_cat_per_site
 
 import vlsurgery
 from vlsurgery.checkpoint import MergeError, merge, merge_report
@@ -214,23 +215,12 @@ def test_sublayer_sites_read_the_unnormalised_residual_and_replace_the_output_be
         torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-6)
 
 
-def _one_cat_per_site(sites, x, h):
-    """The per-site formula: each column site writes its slice back with its own torch.cat."""
-    for site, columns in sites:
-        if columns is None:
-            h = site(x, h)
-        else:
-            start, stop = columns
-            h = torch.cat((h[..., :start], site(x, h[..., start:stop]), h[..., stop:]), dim=-1)
-    return h
-
-
 @pytest.mark.parametrize("spec", [QV, QV + "decoder.self_attn.qkv: ia3\ndecoder.self_attn.k: ia3\n"])
 def test_column_sites_give_the_per_site_formula_bit_for_bit(spec):
     c_attn = perturb_(vlsurgery.compile(spec, fresh_model(GPT2), seed=0)).eval().transformer.h[0].attn.c_attn
     x = torch.randn(2, 5, D)
     with torch.no_grad():
-        expected = _one_cat_per_site(c_attn._vls_sites, x, x @ c_attn.weight + c_attn.bias)
+        expected = one_cat_per_site(c_attn._vls_sites, x, x @ c_attn.weight + c_attn.bias)
         assert torch.equal(c_attn(x), expected)
 
 
